@@ -1,0 +1,163 @@
+"""The one config schema, and the checks that make a bad config fail at start.
+
+Every config file in configs/ starts from `default_config()` and changes fields;
+the schema is locked, so a misspelt field is an error naming the field instead
+of a silently ignored setting.
+
+Fields (one line each; the README table repeats them):
+
+data.train_src / data.train_tgt   parallel training text, plain or .gz, one sentence a line
+data.dev_src / data.dev_tgt       parallel dev text (optional, "" for none)
+data.spm_model                    SentencePiece model shared by source and target
+data.max_src_len / max_tgt_len    pairs longer than this (in pieces) are dropped and counted
+data.batch_size                   sentences per batch
+data.bucket_boundaries            length bucket edges in pieces (batches hold similar lengths)
+data.shuffle_buffer               pairs held in the shuffle buffer
+data.seed                         seed for shuffling and dropout; same seed, same run
+
+model.embedding_dim               source and target embedding width
+model.encoder_layers              bidirectional LSTM layers
+model.encoder_units               units per direction in each encoder layer
+model.decoder_layers              stacked LSTM layers in the decoder
+model.decoder_units               units of each decoder layer
+model.attention_units             width of the attention vector fed back (input feeding)
+model.bridge                      encoder final state -> decoder initial state: zeros | copy | dense
+model.dropout                     dropout on embeddings and between layers
+
+train.num_steps                   total optimizer steps
+train.learning_rate               peak learning rate
+train.lr_schedule                 constant | cosine (both with linear warmup)
+train.warmup_steps                linear warmup steps
+train.clip_norm                   gradient clipping by global norm
+train.label_smoothing             label smoothing of the cross entropy
+train.log_every                   steps between progress lines and TensorBoard scalars
+train.checkpoint_every            steps between checkpoints
+train.keep_checkpoints            rolling checkpoints kept
+
+decode.max_length_ratio           max target pieces = ratio * source pieces + offset
+decode.max_length_offset          (see above)
+decode.max_length                 hard cap on target pieces
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+_SCHEDULES = ("constant", "cosine")
+_BRIDGES = ("zeros", "copy", "dense")
+
+
+class ConfigError(ValueError):
+    """A config field has a bad value; the message names the field."""
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """The full schema with working defaults; locked so unknown fields fail."""
+    config = ml_collections.ConfigDict()
+
+    config.data = ml_collections.ConfigDict()
+    config.data.train_src = ""
+    config.data.train_tgt = ""
+    config.data.dev_src = ""
+    config.data.dev_tgt = ""
+    config.data.spm_model = ""
+    config.data.max_src_len = 100
+    config.data.max_tgt_len = 100
+    config.data.batch_size = 64
+    config.data.bucket_boundaries = (8, 12, 16, 20, 25, 30, 40, 50, 70)
+    config.data.shuffle_buffer = 20000
+    config.data.seed = 1234
+
+    config.model = ml_collections.ConfigDict()
+    config.model.embedding_dim = 256
+    config.model.encoder_layers = 2
+    config.model.encoder_units = 256
+    config.model.decoder_layers = 2
+    config.model.decoder_units = 512
+    config.model.attention_units = 512
+    config.model.bridge = "copy"
+    config.model.dropout = 0.3
+
+    config.train = ml_collections.ConfigDict()
+    config.train.num_steps = 10000
+    config.train.learning_rate = 1e-3
+    config.train.lr_schedule = "constant"
+    config.train.warmup_steps = 200
+    config.train.clip_norm = 5.0
+    config.train.label_smoothing = 0.1
+    config.train.log_every = 100
+    config.train.checkpoint_every = 1000
+    config.train.keep_checkpoints = 3
+
+    config.decode = ml_collections.ConfigDict()
+    config.decode.max_length_ratio = 2.0
+    config.decode.max_length_offset = 10
+    config.decode.max_length = 200
+
+    config.lock()
+    return config
+
+
+def _require(ok: bool, field: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"config field {field}: {message}")
+
+
+def _check_keys(config: ml_collections.ConfigDict, schema: ml_collections.ConfigDict, path: str):
+    for key in config.keys():
+        field = f"{path}{key}"
+        _require(key in schema, field, "unknown field (see seq2seq_tf/config.py for the schema)")
+        if isinstance(schema[key], ml_collections.ConfigDict):
+            _require(isinstance(config[key], ml_collections.ConfigDict), field, "must be a group")
+            _check_keys(config[key], schema[key], field + ".")
+
+
+def validate(config: ml_collections.ConfigDict, *, need_data: bool = True) -> None:
+    """Raises ConfigError naming the first field that is unknown or out of range."""
+    _check_keys(config, default_config(), "")
+    d, m, t, dec = config.data, config.model, config.train, config.decode
+    if need_data:
+        for name in ("train_src", "train_tgt", "spm_model"):
+            _require(bool(d[name]), f"data.{name}", "must name a file")
+        _require(bool(d.dev_src) == bool(d.dev_tgt), "data.dev_src", "set both dev_src and dev_tgt")
+    for name in ("max_src_len", "max_tgt_len", "batch_size", "shuffle_buffer"):
+        _require(int(d[name]) > 0, f"data.{name}", "must be positive")
+    bounds = list(d.bucket_boundaries)
+    _require(
+        all(int(a) < int(b) for a, b in zip(bounds, bounds[1:]))
+        and all(int(b) > 0 for b in bounds),
+        "data.bucket_boundaries",
+        f"must be positive and strictly increasing, got {bounds}",
+    )
+    for name in (
+        "embedding_dim",
+        "encoder_layers",
+        "encoder_units",
+        "decoder_layers",
+        "decoder_units",
+        "attention_units",
+    ):
+        _require(int(m[name]) > 0, f"model.{name}", "must be positive")
+    _require(m.bridge in _BRIDGES, "model.bridge", f"must be one of {_BRIDGES}, got {m.bridge!r}")
+    if m.bridge == "copy":
+        _require(
+            m.encoder_layers == m.decoder_layers and 2 * m.encoder_units == m.decoder_units,
+            "model.bridge",
+            "'copy' needs encoder_layers == decoder_layers and 2 * encoder_units == "
+            "decoder_units; use 'dense' or 'zeros'",
+        )
+    _require(0.0 <= m.dropout < 1.0, "model.dropout", "must be in [0, 1)")
+    _require(int(t.num_steps) > 0, "train.num_steps", "must be positive")
+    _require(t.learning_rate > 0, "train.learning_rate", "must be positive")
+    _require(
+        t.lr_schedule in _SCHEDULES,
+        "train.lr_schedule",
+        f"must be one of {_SCHEDULES}, got {t.lr_schedule!r}",
+    )
+    _require(int(t.warmup_steps) >= 0, "train.warmup_steps", "must be >= 0")
+    _require(t.clip_norm > 0, "train.clip_norm", "must be positive")
+    _require(0.0 <= t.label_smoothing < 1.0, "train.label_smoothing", "must be in [0, 1)")
+    for name in ("log_every", "checkpoint_every", "keep_checkpoints"):
+        _require(int(t[name]) > 0, f"train.{name}", "must be positive")
+    _require(dec.max_length_ratio > 0, "decode.max_length_ratio", "must be positive")
+    _require(int(dec.max_length) > 0, "decode.max_length", "must be positive")

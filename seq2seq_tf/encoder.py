@@ -1,0 +1,89 @@
+"""Embedding + deep bidirectional LSTM encoder built from our cells."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from seq2seq_tf.cells import Recurrent
+from seq2seq_tf.tokenizer import PAD_ID
+
+
+@keras.saving.register_keras_serializable(package="seq2seq_tf")
+class BidirectionalEncoder(keras.layers.Layer):
+    """Each layer runs a forward and a backward LSTM and concatenates them.
+
+    Args:
+        vocab_size: source vocabulary size.
+        embedding_dim: embedding width.
+        num_layers: stacked bidirectional layers.
+        units: units per direction; outputs are `2 * units` wide.
+        dropout: dropout on the embeddings and between layers.
+        **kwargs: forwarded to `keras.layers.Layer`.
+
+    Call arguments:
+        source_ids: `[batch, src_len]` int, right-padded with PAD_ID.
+
+    Returns:
+        memory `[batch, src_len, 2 * units]` (zeros on padding), mask
+        `[batch, src_len]` bool, and per layer the final `(h, c)`, each
+        `[batch, 2 * units]` (forward and backward concatenated).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int,
+        num_layers: int,
+        units: int,
+        dropout: float = 0.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.vocab_size = vocab_size
+        self.embedding_dim = embedding_dim
+        self.num_layers = num_layers
+        self.units = units
+        self.dropout = dropout
+        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
+        # One attribute per layer: TF checkpoints do not see layers held in Keras lists.
+        for i in range(num_layers):
+            setattr(self, f"forward_{i}", Recurrent(units, name=f"forward_{i}"))
+            setattr(self, f"backward_{i}", Recurrent(units, go_backwards=True, name=f"backward_{i}"))
+        self.forward_layers = tuple(getattr(self, f"forward_{i}") for i in range(num_layers))
+        self.backward_layers = tuple(getattr(self, f"backward_{i}") for i in range(num_layers))
+        self.dropout_layer = keras.layers.Dropout(dropout)
+
+    def build(self, source_shape):
+        self.embedding.build(source_shape)
+        width = self.embedding_dim
+        for fw, bw in zip(self.forward_layers, self.backward_layers):
+            fw.build((None, None, width))
+            bw.build((None, None, width))
+            width = 2 * self.units
+        self.built = True
+
+    def call(self, source_ids, training=None):
+        mask = ops.not_equal(source_ids, PAD_ID)  # batch x src_len
+        x = self.dropout_layer(self.embedding(source_ids), training=training)
+        final_states = []
+        for i, (fw, bw) in enumerate(zip(self.forward_layers, self.backward_layers)):
+            if i > 0:
+                x = self.dropout_layer(x, training=training)
+            fw_out, fw_h, fw_c = fw(x, mask=mask, training=training)
+            bw_out, bw_h, bw_c = bw(x, mask=mask, training=training)
+            x = ops.concatenate([fw_out, bw_out], axis=-1)  # batch x src_len x 2*units
+            final_states.append(
+                (ops.concatenate([fw_h, bw_h], axis=-1), ops.concatenate([fw_c, bw_c], axis=-1))
+            )
+        return x, mask, final_states
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "embedding_dim": self.embedding_dim,
+            "num_layers": self.num_layers,
+            "units": self.units,
+            "dropout": self.dropout,
+        }

@@ -1,0 +1,163 @@
+"""Seq2Seq: encoder + bridge + attention decoder, and the training loss.
+
+`build_model` is the only function that reads the model config; the parts
+take plain arguments.
+"""
+
+from __future__ import annotations
+
+import keras
+import ml_collections
+import tensorflow as tf
+from keras import ops
+
+from seq2seq_tf.decoder import AttentionDecoder
+from seq2seq_tf.encoder import BidirectionalEncoder
+from seq2seq_tf.tokenizer import PAD_ID
+
+
+@keras.saving.register_keras_serializable(package="seq2seq_tf")
+class Seq2Seq(keras.Model):
+    """Bidirectional LSTM encoder, LSTM decoder with Luong attention.
+
+    Args:
+        vocab_size: size of the (joint) vocabulary.
+        embedding_dim, encoder_layers, encoder_units, decoder_layers,
+        decoder_units, attention_units, dropout: see seq2seq_tf/config.py.
+        bridge: how the decoder starts from the encoder's final states:
+            "zeros" (it does not), "copy" (layer i gets encoder layer i's
+            concatenated fw/bw state; sizes must match) or "dense" (one learned
+            tanh projection of all encoder final states).
+        **kwargs: forwarded to `keras.Model`.
+
+    Call arguments:
+        inputs: `(source_ids [batch, src_len], target_in [batch, tgt_len])`.
+
+    Returns:
+        logits `[batch, tgt_len, vocab]`.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int,
+        encoder_layers: int,
+        encoder_units: int,
+        decoder_layers: int,
+        decoder_units: int,
+        attention_units: int,
+        bridge: str = "copy",
+        dropout: float = 0.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.vocab_size = vocab_size
+        self.embedding_dim = embedding_dim
+        self.encoder_layers = encoder_layers
+        self.encoder_units = encoder_units
+        self.decoder_layers = decoder_layers
+        self.decoder_units = decoder_units
+        self.attention_units = attention_units
+        self.bridge = bridge
+        self.dropout = dropout
+        self.encoder = BidirectionalEncoder(
+            vocab_size, embedding_dim, encoder_layers, encoder_units, dropout, name="encoder"
+        )
+        self.decoder = AttentionDecoder(
+            vocab_size,
+            embedding_dim,
+            decoder_layers,
+            decoder_units,
+            attention_units,
+            dropout,
+            name="decoder",
+        )
+        if bridge == "dense":
+            self.bridge_layer = keras.layers.Dense(
+                2 * decoder_layers * decoder_units, activation="tanh", name="bridge"
+            )
+        self.build()
+
+    def build(self, input_shape=None):
+        self.encoder.build((None, None))
+        self.decoder.build(2 * self.encoder_units)
+        if self.bridge == "dense":
+            self.bridge_layer.build((None, 2 * self.encoder_layers * 2 * self.encoder_units))
+        self.built = True
+
+    def _bridge(self, final_states, batch):
+        units = self.decoder_units
+        if self.bridge == "copy":
+            return final_states
+        if self.bridge == "dense":
+            flat = ops.concatenate([t for pair in final_states for t in pair], axis=-1)
+            parts = ops.split(self.bridge_layer(flat), 2 * self.decoder_layers, axis=-1)
+            return [(parts[2 * i], parts[2 * i + 1]) for i in range(self.decoder_layers)]
+        zeros = ops.zeros((batch, units), dtype=self.compute_dtype)
+        return [(zeros, zeros) for _ in range(self.decoder_layers)]
+
+    def initial_state(self, source_ids, training=None) -> dict:
+        """Encodes the source and returns the decoder state before the first token."""
+        memory, mask, final_states = self.encoder(source_ids, training=training)
+        cell_states = self._bridge(final_states, ops.shape(source_ids)[0])
+        return self.decoder.initial_state(memory, mask, cell_states)
+
+    def step(self, ids, state):
+        """The search step function: ids `[batch]` -> logits `[batch, vocab]`, state."""
+        return self.decoder.step(ids, state, training=False)
+
+    def call(self, inputs, training=None):
+        source_ids, target_in = inputs
+        state = self.initial_state(source_ids, training=training)
+        return self.decoder(target_in, state, training=training)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "embedding_dim": self.embedding_dim,
+            "encoder_layers": self.encoder_layers,
+            "encoder_units": self.encoder_units,
+            "decoder_layers": self.decoder_layers,
+            "decoder_units": self.decoder_units,
+            "attention_units": self.attention_units,
+            "bridge": self.bridge,
+            "dropout": self.dropout,
+        }
+
+
+def build_model(config: ml_collections.ConfigDict, vocab_size: int) -> Seq2Seq:
+    """The model described by `config.model`."""
+    return Seq2Seq(
+        vocab_size=vocab_size,
+        embedding_dim=config.embedding_dim,
+        encoder_layers=config.encoder_layers,
+        encoder_units=config.encoder_units,
+        decoder_layers=config.decoder_layers,
+        decoder_units=config.decoder_units,
+        attention_units=config.attention_units,
+        bridge=config.bridge,
+        dropout=config.dropout,
+    )
+
+
+def sequence_loss(logits, target_out, label_smoothing: float):
+    """Masked cross entropy over real target tokens.
+
+    Args:
+        logits: `[batch, tgt_len, vocab]`.
+        target_out: `[batch, tgt_len]` int, PAD_ID on padding.
+        label_smoothing: epsilon of the smoothed targets.
+
+    Returns:
+        (smoothed loss summed over tokens, plain NLL summed over tokens, token count);
+        the NLL gives an honest perplexity.
+    """
+    mask = tf.cast(tf.not_equal(target_out, PAD_ID), tf.float32)
+    logits = tf.cast(logits, tf.float32)
+    one_hot = tf.one_hot(target_out, tf.shape(logits)[-1], dtype=tf.float32)
+    smoothed = keras.losses.categorical_crossentropy(
+        one_hot, logits, from_logits=True, label_smoothing=label_smoothing
+    )
+    nll = keras.losses.sparse_categorical_crossentropy(target_out, logits, from_logits=True)
+    return tf.reduce_sum(smoothed * mask), tf.reduce_sum(nll * mask), tf.reduce_sum(mask)
