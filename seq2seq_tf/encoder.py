@@ -49,7 +49,9 @@ class BidirectionalEncoder(keras.layers.Layer):
         # One attribute per layer: TF checkpoints do not see layers held in Keras lists.
         for i in range(num_layers):
             setattr(self, f"forward_{i}", Recurrent(units, name=f"forward_{i}"))
-            setattr(self, f"backward_{i}", Recurrent(units, go_backwards=True, name=f"backward_{i}"))
+            setattr(
+                self, f"backward_{i}", Recurrent(units, go_backwards=True, name=f"backward_{i}")
+            )
         self.forward_layers = tuple(getattr(self, f"forward_{i}") for i in range(num_layers))
         self.backward_layers = tuple(getattr(self, f"backward_{i}") for i in range(num_layers))
         self.dropout_layer = keras.layers.Dropout(dropout)

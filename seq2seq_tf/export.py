@@ -118,21 +118,21 @@ def export(
     return path
 
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir to export.")
-_EXPORT_DIR = flags.DEFINE_string("export_dir", None, "Model base path; writes <dir>/<version>.")
-_VERSION = flags.DEFINE_integer("version", None, "Version subdirectory (default: the step).")
-_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Checkpoint prefix (default: latest).")
-_SPM = flags.DEFINE_string("spm_model", None, "SentencePiece model (default: the workdir's).")
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    path = export(_WORKDIR.value, _EXPORT_DIR.value, _VERSION.value, _CHECKPOINT.value, _SPM.value)
+    f = flags.FLAGS
+    path = export(f.workdir, f.export_dir, f.version, f.checkpoint, f.spm_model)
     print(f"SavedModel: {path}")
 
 
 def run():
+    """Console entry point; flags are defined here so importing this module defines none."""
+    flags.DEFINE_string("workdir", None, "Training workdir to export.")
+    flags.DEFINE_string("export_dir", None, "Model base path; writes <dir>/<version>.")
+    flags.DEFINE_integer("version", None, "Version subdirectory (default: the step).")
+    flags.DEFINE_string("checkpoint", None, "Checkpoint prefix (default: latest).")
+    flags.DEFINE_string("spm_model", None, "SentencePiece model (default: the workdir's).")
     flags.mark_flags_as_required(["workdir", "export_dir"])
     app.run(main)
 

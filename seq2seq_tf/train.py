@@ -203,17 +203,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     return metrics
 
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints and logs go.")
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
 
 
 def run():
+    """Console entry point; flags are defined here so importing this module defines none."""
+    config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).")
+    flags.DEFINE_string("workdir", None, "Where checkpoints and logs go.")
     flags.mark_flags_as_required(["config", "workdir"])
     app.run(main)
 

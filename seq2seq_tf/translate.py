@@ -92,27 +92,22 @@ def report_scores(hypotheses: list[str], references: list[str], sources: list[st
     return {"exact_match": exact, "bleu": bleu.score}
 
 
-_MODEL_DIR = flags.DEFINE_string("model_dir", None, "SavedModel or TF Serving base path.")
-_INPUT = flags.DEFINE_string("input", "-", "Source text, plain or .gz ('-' for stdin).")
-_OUTPUT = flags.DEFINE_string("output", "-", "Where translations go ('-' for stdout).")
-_REFERENCE = flags.DEFINE_string("reference", None, "Reference translations to score against.")
-_BATCH = flags.DEFINE_integer("batch_size", 64, "Sentences per call.")
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    path = resolve_saved_model(_MODEL_DIR.value)
+    path = resolve_saved_model(flags.FLAGS.model_dir)
     serving_fn = tf.saved_model.load(path).signatures["serving_default"]
-    sources = read_text(_INPUT.value)
+    sources = read_text(flags.FLAGS.input)
     start = time.perf_counter()
-    translations, _ = translate_lines(serving_fn, sources, _BATCH.value, show_progress=True)
+    translations, _ = translate_lines(
+        serving_fn, sources, flags.FLAGS.batch_size, show_progress=True
+    )
     elapsed = time.perf_counter() - start
     text = "".join(t + "\n" for t in translations)
-    if _OUTPUT.value == "-":
+    if flags.FLAGS.output == "-":
         sys.stdout.write(text)
     else:
-        with open(_OUTPUT.value, "w", encoding="utf-8") as f:
+        with open(flags.FLAGS.output, "w", encoding="utf-8") as f:
             f.write(text)
     logging.info(
         "%d sentences in %.1fs (%.1f sent/s) with %s",
@@ -121,11 +116,17 @@ def main(argv):
         len(sources) / max(elapsed, 1e-9),
         path,
     )
-    if _REFERENCE.value:
-        report_scores(translations, read_text(_REFERENCE.value), sources)
+    if flags.FLAGS.reference:
+        report_scores(translations, read_text(flags.FLAGS.reference), sources)
 
 
 def run():
+    """Console entry point; flags are defined here so importing this module defines none."""
+    flags.DEFINE_string("model_dir", None, "SavedModel or TF Serving base path.")
+    flags.DEFINE_string("input", "-", "Source text, plain or .gz ('-' for stdin).")
+    flags.DEFINE_string("output", "-", "Where translations go ('-' for stdout).")
+    flags.DEFINE_string("reference", None, "Reference translations to score against.")
+    flags.DEFINE_integer("batch_size", 64, "Sentences per call.")
     flags.mark_flags_as_required(["model_dir"])
     app.run(main)
 

@@ -1,0 +1,64 @@
+"""The config schema: unknown or bad fields fail at start, naming the field."""
+
+import pathlib
+
+import pytest
+from absl import flags
+from ml_collections import config_flags
+
+from seq2seq_tf import config as config_lib
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _parse(*args):
+    argv = ["prog", f"--config={ROOT / 'configs' / 'quickstart.py'}", *args]
+    values = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", flag_values=values, lock_config=True, sys_argv=argv)
+    values(argv)
+    return values.config
+
+
+def test_quickstart_is_valid_and_overrides_apply():
+    config = _parse(
+        "--config.model.decoder_units=64",
+        "--config.model.bridge=dense",
+        "--config.train.num_steps=7",
+    )
+    config_lib.validate(config)
+    assert config.model.decoder_units == 64 and config.train.num_steps == 7
+
+
+def test_unknown_override_names_the_field():
+    with pytest.raises(Exception, match="unitz"):
+        _parse("--config.model.unitz=3")
+
+
+def test_unknown_field_in_config_file_names_the_field():
+    config = config_lib.default_config()
+    with pytest.raises(AttributeError, match="unitz"):
+        config.model.unitz = 3
+
+
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("model.bridge", "sideways", "model.bridge"),
+        ("model.dropout", 1.5, "model.dropout"),
+        ("train.lr_schedule", "zigzag", "train.lr_schedule"),
+        ("data.bucket_boundaries", (5, 3), "data.bucket_boundaries"),
+        ("model.encoder_units", 100, "model.bridge"),  # copy bridge needs matching sizes
+    ],
+)
+def test_bad_values_name_the_field(field, value, message):
+    config = _parse()
+    group, name = field.split(".")
+    config[group][name] = value
+    with pytest.raises(config_lib.ConfigError, match=message):
+        config_lib.validate(config)
+
+
+def test_missing_data_files_are_named():
+    config = config_lib.default_config()
+    with pytest.raises(config_lib.ConfigError, match="data.train_src"):
+        config_lib.validate(config)

@@ -1,0 +1,112 @@
+"""The command-line path a user runs: corpus -> SentencePiece -> train -> export -> translate."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+TINY = [
+    "--config.model.embedding_dim=16",
+    "--config.model.encoder_units=16",
+    "--config.model.decoder_units=32",
+    "--config.model.attention_units=32",
+    "--config.train.num_steps=30",
+    "--config.train.log_every=10",
+    "--config.train.checkpoint_every=15",
+]
+
+
+def _run(*args, check=True):
+    result = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=ENV, capture_output=True, text=True
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} failed:\n{result.stdout}\n{result.stderr[-3000:]}")
+    return result
+
+
+def test_commands_train_export_translate(tmp_path):
+    data = tmp_path / "data"
+    _run(
+        "data_scripts/make_toy_corpus.py",
+        f"--out_dir={data}",
+        "--num_train=2000",
+        "--num_dev=50",
+        "--num_test=50",
+    )
+    _run(
+        "data_scripts/train_sentencepiece.py",
+        f"--inputs={data}/train.src,{data}/train.tgt",
+        f"--model_prefix={data}/spm",
+        "--vocab_size=300",
+        "--model_type=bpe",
+    )
+    paths = [
+        f"--config.data.train_src={data}/train.src",
+        f"--config.data.train_tgt={data}/train.tgt",
+        f"--config.data.spm_model={data}/spm.model",
+    ]
+    work = tmp_path / "work"
+    train = ["-m", "seq2seq_tf.train", "--config=configs/quickstart.py", f"--workdir={work}"]
+    first = _run(
+        *train,
+        *paths,
+        *TINY[:-3],
+        "--config.train.num_steps=15",
+        "--config.train.log_every=5",
+        "--config.train.checkpoint_every=15",
+    )
+    assert "step 15/15" in first.stderr and "tgt tok/s" in first.stderr
+    resumed = _run(*train, *paths, *TINY)
+    assert "resumed from" in resumed.stderr and "at step 15" in resumed.stderr
+    assert "step 30/30" in resumed.stderr
+
+    export = tmp_path / "export"
+    out = _run("-m", "seq2seq_tf.export", f"--workdir={work}", f"--export_dir={export}")
+    assert f"{export}/30" in out.stdout
+    hyp = tmp_path / "test.hyp"
+    scored = _run(
+        "-m",
+        "seq2seq_tf.translate",
+        f"--model_dir={export}",
+        f"--input={data}/test.src",
+        f"--output={hyp}",
+        f"--reference={data}/test.tgt",
+    )
+    assert "exact match:" in scored.stdout and "BLEU:" in scored.stdout
+    assert len(hyp.read_text(encoding="utf-8").splitlines()) == 50
+
+
+def test_unknown_override_fails_naming_the_field(tmp_path):
+    result = _run(
+        "-m",
+        "seq2seq_tf.train",
+        "--config=configs/quickstart.py",
+        f"--workdir={tmp_path}",
+        "--config.model.encoder_unitz=3",
+        check=False,
+    )
+    assert result.returncode != 0 and "encoder_unitz" in result.stderr
+
+
+def test_mismatched_files_fail_naming_them(tmp_path):
+    (tmp_path / "a.src").write_text("one\ntwo\n")
+    (tmp_path / "a.tgt").write_text("eins\n")
+    (tmp_path / "spm.model").write_bytes(b"")
+    result = _run(
+        "-m",
+        "seq2seq_tf.train",
+        "--config=configs/quickstart.py",
+        f"--workdir={tmp_path}/w",
+        f"--config.data.train_src={tmp_path}/a.src",
+        f"--config.data.train_tgt={tmp_path}/a.tgt",
+        f"--config.data.spm_model={tmp_path}/spm.model",
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "a.src has 2 lines" in result.stderr and "a.tgt has 1 lines" in result.stderr
