@@ -24,10 +24,12 @@ def get_config():
     config.model.decoder_layers = 1
     config.model.decoder_units = 256
     config.model.attention_units = 256
-    config.model.bridge = "copy"
+    # No bridge: with "copy" the decoder starts from a summary of the whole source and
+    # learns to lean on it instead of attention (measured: 50% exact match vs 100%).
+    config.model.bridge = "zeros"
     config.model.dropout = 0.1
 
-    config.train.num_steps = 2500
+    config.train.num_steps = 2000
     config.train.learning_rate = 3e-3
     config.train.lr_schedule = "cosine"
     config.train.warmup_steps = 100

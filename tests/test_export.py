@@ -47,15 +47,16 @@ def test_fresh_process_gives_the_in_process_greedy_result(trained_workdir, expor
         import tensorflow_text  # noqa: F401
         fn = tf.saved_model.load({path!r}).signatures["serving_default"]
         out = fn(inputs=tf.constant({SENTENCES!r}))
-        assert not any(m.startswith(("seq2seq_tf", "keras")) for m in sys.modules), "imported"
+        assert not any(m.startswith("seq2seq_tf") for m in sys.modules), "imported"
         print(json.dumps({{"t": [t.decode() for t in out["translations"].numpy()],
                            "s": out["scores"].numpy().tolist()}}))
         """
     )
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd="/", check=True
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd="/"
     )
+    assert result.returncode == 0, result.stderr[-3000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded["t"] == expected
     for a, b in zip(loaded["s"], scores.numpy().tolist()):
