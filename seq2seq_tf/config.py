@@ -21,6 +21,7 @@ model.encoder_units               units per direction in each encoder layer
 model.decoder_layers              stacked LSTM layers in the decoder
 model.decoder_units               units of each decoder layer
 model.attention_units             width of the attention vector fed back (input feeding)
+model.attention_scaled            learned score scale, starts at 1/sqrt(decoder_units)
 model.bridge                      encoder final state -> decoder initial state: zeros | copy | dense
 model.dropout                     dropout on embeddings and between layers
 
@@ -75,6 +76,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.model.decoder_layers = 2
     config.model.decoder_units = 512
     config.model.attention_units = 512
+    config.model.attention_scaled = True
     config.model.bridge = "copy"
     config.model.dropout = 0.3
 

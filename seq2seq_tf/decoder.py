@@ -45,6 +45,7 @@ class AttentionDecoder(keras.layers.Layer):
         num_layers: int,
         units: int,
         attention_units: int,
+        attention_scaled: bool = True,
         dropout: float = 0.0,
         **kwargs,
     ):
@@ -54,13 +55,14 @@ class AttentionDecoder(keras.layers.Layer):
         self.num_layers = num_layers
         self.units = units
         self.attention_units = attention_units
+        self.attention_scaled = attention_scaled
         self.dropout = dropout
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
         # One attribute per cell: TF checkpoints do not see layers held in Keras lists.
         for i in range(num_layers):
             setattr(self, f"cell_{i}", LSTMCell(units, name=f"cell_{i}"))
         self.cells = tuple(getattr(self, f"cell_{i}") for i in range(num_layers))
-        self.attention = LuongAttention(units, name="attention")
+        self.attention = LuongAttention(units, scaled=attention_scaled, name="attention")
         self.attention_layer = keras.layers.Dense(
             attention_units, activation="tanh", use_bias=False, name="attention_layer"
         )
@@ -133,7 +135,10 @@ class AttentionDecoder(keras.layers.Layer):
             return t + 1, loop_state, feeds.write(t, feed)
 
         _, _, feeds = tf.while_loop(
-            lambda t, *_: t < steps, body, (tf.constant(0), state, feeds), parallel_iterations=1
+            lambda t, *_: t < steps,
+            body,
+            (tf.constant(0), state, feeds),
+            maximum_iterations=steps,  # lets XLA size the TensorArray
         )
         feeds = tf.transpose(feeds.stack(), [1, 0, 2])  # batch x tgt_len x attn_units
         return self.output_layer(self.dropout_layer(feeds, training=training))
@@ -146,5 +151,6 @@ class AttentionDecoder(keras.layers.Layer):
             "num_layers": self.num_layers,
             "units": self.units,
             "attention_units": self.attention_units,
+            "attention_scaled": self.attention_scaled,
             "dropout": self.dropout,
         }

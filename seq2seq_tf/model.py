@@ -23,7 +23,8 @@ class Seq2Seq(keras.Model):
     Args:
         vocab_size: size of the (joint) vocabulary.
         embedding_dim, encoder_layers, encoder_units, decoder_layers,
-        decoder_units, attention_units, dropout: see seq2seq_tf/config.py.
+        decoder_units, attention_units, attention_scaled, dropout: see
+            seq2seq_tf/config.py.
         bridge: how the decoder starts from the encoder's final states:
             "zeros" (it does not), "copy" (layer i gets encoder layer i's
             concatenated fw/bw state; sizes must match) or "dense" (one learned
@@ -47,6 +48,7 @@ class Seq2Seq(keras.Model):
         decoder_units: int,
         attention_units: int,
         bridge: str = "copy",
+        attention_scaled: bool = True,
         dropout: float = 0.0,
         **kwargs,
     ):
@@ -59,6 +61,7 @@ class Seq2Seq(keras.Model):
         self.decoder_units = decoder_units
         self.attention_units = attention_units
         self.bridge = bridge
+        self.attention_scaled = attention_scaled
         self.dropout = dropout
         self.encoder = BidirectionalEncoder(
             vocab_size, embedding_dim, encoder_layers, encoder_units, dropout, name="encoder"
@@ -69,6 +72,7 @@ class Seq2Seq(keras.Model):
             decoder_layers,
             decoder_units,
             attention_units,
+            attention_scaled,
             dropout,
             name="decoder",
         )
@@ -122,6 +126,7 @@ class Seq2Seq(keras.Model):
             "decoder_units": self.decoder_units,
             "attention_units": self.attention_units,
             "bridge": self.bridge,
+            "attention_scaled": self.attention_scaled,
             "dropout": self.dropout,
         }
 
@@ -137,6 +142,7 @@ def build_model(config: ml_collections.ConfigDict, vocab_size: int) -> Seq2Seq:
         decoder_units=config.decoder_units,
         attention_units=config.attention_units,
         bridge=config.bridge,
+        attention_scaled=config.attention_scaled,
         dropout=config.dropout,
     )
 

@@ -1,6 +1,7 @@
 """Luong general attention: masking and a NumPy reference."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from seq2seq_tf.attention import LuongAttention
@@ -18,14 +19,18 @@ def test_weights_sum_to_one_and_zero_on_padding():
     assert np.all(weights.numpy()[~mask.numpy()] == 0.0)
 
 
-def test_matches_numpy_reference():
+@pytest.mark.parametrize("scaled", [False, True])
+def test_matches_numpy_reference(scaled):
     rng = np.random.default_rng(1)
     memory = rng.normal(size=(2, 4, 3)).astype(np.float32)
     mask = np.array([[1, 1, 1, 0], [1, 1, 1, 1]], bool)
     query = rng.normal(size=(2, 5)).astype(np.float32)
-    attention = LuongAttention(5)
+    attention = LuongAttention(5, scaled=scaled)
     attention.build((None, None, 3))
     w_a = attention.memory_layer.kernel.numpy()  # 3 x 5
+    if scaled:
+        np.testing.assert_allclose(attention.score_scale.numpy(), 5**-0.5, rtol=1e-6)
+        attention.score_scale.assign(0.7)
     context, weights = attention(
         tf.constant(query),
         attention.prepare(tf.constant(memory)),
@@ -34,6 +39,8 @@ def test_matches_numpy_reference():
     )
     for b in range(2):
         scores = memory[b] @ w_a @ query[b]  # src_len
+        if scaled:
+            scores = scores * attention.score_scale.numpy()
         scores = np.where(mask[b], scores, -np.inf)
         expected = np.exp(scores - scores.max())
         expected /= expected.sum()

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
 import random
 import subprocess
 import sys
 import time
 
 import pytest
+from conftest import ROOT as _ROOT
+from conftest import load_script
 
-_ROOT = pathlib.Path(__file__).resolve().parents[1]
 _SCRIPT = _ROOT / "data_scripts" / "make_toy_corpus.py"
-
-
-def _load_module():
-    spec = importlib.util.spec_from_file_location("make_toy_corpus", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses need the module registered
-    spec.loader.exec_module(module)
-    return module
-
-
-tc = _load_module()
+tc = load_script("make_toy_corpus")
 NP, Clause, Sentence = tc.NP, tc.Clause, tc.Sentence
 
 
