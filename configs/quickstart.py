@@ -25,11 +25,13 @@ def get_config():
     config.model.decoder_units = 256
     config.model.attention_units = 256
     # No bridge: with "copy" the decoder starts from a summary of the whole source and
-    # learns to lean on it instead of attention (measured: 50% exact match vs 100%).
+    # leans on it instead of attention (measured: 50% exact match, attention stuck on EOS).
     config.model.bridge = "zeros"
-    config.model.dropout = 0.1
+    # Dropout 0.3 is what makes attention form early here: 99.9% exact match in 2,500
+    # steps, against 73% with 0.1 and 52% with none (same seed, same steps).
+    config.model.dropout = 0.3
 
-    config.train.num_steps = 2000
+    config.train.num_steps = 2500
     config.train.learning_rate = 3e-3
     config.train.lr_schedule = "cosine"
     config.train.warmup_steps = 100

@@ -9,6 +9,7 @@ checkpoints, and TensorBoard logs under workdir/tensorboard.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -116,7 +117,7 @@ class _Progress:
         nll = self.nll / tokens
         metrics = {
             "loss": self.loss / tokens,
-            "perplexity": float(min(2.0**64, 2.718281828459045**nll)),
+            "perplexity": math.exp(min(nll, 50.0)),
             "learning_rate": learning_rate,
             "grad_norm": self.grad_norm / max(self.count, 1),
             "tokens_per_sec": self.tokens / elapsed,
