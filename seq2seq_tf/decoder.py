@@ -4,7 +4,9 @@ Two entry points share one set of weights and one step body (`_advance`):
 `call` runs a whole target sequence under teacher forcing (training), `step`
 runs one token (search). Everything the step needs (encoder memory, its keys
 and mask, the cell states, the input-feed vector) travels in the state dict,
-so search can tile, gather and export it without touching the layer.
+so search can tile, gather and export it without touching the layer. The
+state also carries the last step's attention weights under "alignment"
+(`[batch, src_len]`), which search reads for coverage penalties and alignments.
 
 Per step (Luong et al., 2015, with input feeding):
     x_t  = [embed(y_{t-1}); a_{t-1}]
@@ -95,6 +97,7 @@ class AttentionDecoder(keras.layers.Layer):
             "memory": memory,
             "keys": self.attention.prepare(memory),  # batch x src_len x units
             "mask": mask,
+            "alignment": ops.zeros(ops.shape(mask), dtype=memory.dtype),  # last step's weights
         }
 
     def _embed_projection(self, ids, training):
@@ -114,7 +117,7 @@ class AttentionDecoder(keras.layers.Layer):
             new_cells.append(tuple(new))
         context, weights = self.attention(x, state["keys"], state["memory"], state["mask"])
         feed = self.attention_layer(ops.concatenate([context, x], axis=-1))  # batch x attn_units
-        new_state = {**state, "cells": new_cells, "feed": feed}
+        new_state = {**state, "cells": new_cells, "feed": feed, "alignment": weights}
         return feed, new_state, weights
 
     def step(self, ids, state, training=False):

@@ -2,11 +2,19 @@
 
 Search never asks what model it drives: it takes
 `step_fn(ids [batch], state) -> (logits [batch, vocab], state)` and a nested
-state, and loops in a `tf.while_loop` until every sentence has ended.
+state whose tensors all have the batch as their first dimension, and loops in
+a `tf.while_loop` until every sentence has ended. Coverage penalties and
+alignments read the state's "alignment" entry (`[batch, src_len]`, the last
+step's attention weights), which our decoder provides.
+
+Lengths: a hypothesis of n pieces that ended with EOS has length n + 1 for the
+length penalty (EOS counts, as in GNMT and OpenNMT); one cut by the maximum
+length has length n.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import tensorflow as tf
@@ -14,6 +22,25 @@ import tensorflow as tf
 from seq2seq_tf.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 StepFn = Callable[[tf.Tensor, object], tuple[tf.Tensor, object]]
+_NEG_INF = -1e9
+
+
+@dataclasses.dataclass(frozen=True)
+class Hypotheses:
+    """Search results; `n` is 1 for greedy and sampling, the n-best size for beam.
+
+    ids: `[batch, n, steps]` int32, PAD after the end (EOS kept where produced).
+    lengths: `[batch, n]` pieces before EOS.
+    scores: `[batch, n]` what the search ranked by (penalized for beam search).
+    log_probs: `[batch, n]` model log-probability, EOS included.
+    alignments: `[batch, n, steps, src_len]` attention weights, when asked for.
+    """
+
+    ids: tf.Tensor
+    lengths: tf.Tensor
+    scores: tf.Tensor
+    log_probs: tf.Tensor
+    alignments: tf.Tensor | None = None
 
 
 def max_target_lengths(source_lengths, ratio: float, offset: int, cap: int):
@@ -22,18 +49,26 @@ def max_target_lengths(source_lengths, ratio: float, offset: int, cap: int):
     return tf.minimum(tf.cast(budget, tf.int32), cap)
 
 
-def greedy_search(step_fn: StepFn, initial_state, max_lengths):
-    """Batched greedy decoding from BOS until EOS or each sentence's max length.
+def length_penalty(lengths, alpha: float):
+    """GNMT length penalty ((5 + |Y|) / 6)^alpha; scores are divided by it."""
+    return tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, alpha)
+
+
+def coverage_penalty(coverage, source_mask, beta: float):
+    """GNMT coverage penalty beta * sum_i log(min(sum_t a_ti, 1)) over real source positions.
 
     Args:
-        step_fn: the model's step.
-        initial_state: nested state for `batch` sentences.
-        max_lengths: `[batch]` int32, most tokens to produce per sentence (EOS included).
+        coverage: `[..., src_len]` attention summed over target steps.
+        source_mask: `[..., src_len]` bool.
+    """
+    covered = tf.math.log(tf.clip_by_value(coverage, 1e-10, 1.0))
+    return beta * tf.reduce_sum(tf.where(source_mask, covered, 0.0), axis=-1)
 
-    Returns:
-        ids `[batch, steps]` (EOS where a sentence ended, PAD after it),
-        lengths `[batch]` (tokens before EOS), and log-probabilities `[batch]`
-        (summed over the produced tokens, EOS included).
+
+def _decode_loop(step_fn, initial_state, max_lengths, choose, with_alignments):
+    """The shared one-hypothesis-per-sentence loop of greedy search and sampling.
+
+    `choose(t, log_probs [batch, vocab]) -> ids [batch]` picks each next token.
     """
     max_lengths = tf.convert_to_tensor(max_lengths, tf.int32)
     batch = tf.shape(max_lengths)[0]
@@ -42,16 +77,20 @@ def greedy_search(step_fn: StepFn, initial_state, max_lengths):
     def cond(t, ids, finished, *_):
         return (t < limit) & ~tf.reduce_all(finished)
 
-    def body(t, ids, finished, lengths, scores, state, outputs):
+    def body(t, ids, finished, lengths, scores, state, outputs, aligned):
         logits, state = step_fn(ids, state)
         log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))  # batch x vocab
-        next_ids = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
+        next_ids = tf.cast(choose(t, log_probs), tf.int32)
         token_scores = tf.gather(log_probs, next_ids, batch_dims=1)
         scores += tf.where(finished, 0.0, token_scores)
         next_ids = tf.where(finished, PAD_ID, next_ids)
         ended = ~finished & ((next_ids == EOS_ID) | (t + 1 >= max_lengths))
         lengths += tf.cast(~finished & (next_ids != EOS_ID), tf.int32)
-        return t + 1, next_ids, finished | ended, lengths, scores, state, outputs.write(t, next_ids)
+        if with_alignments:
+            weights = tf.where(finished[:, None], 0.0, tf.cast(state["alignment"], tf.float32))
+            aligned = aligned.write(t, weights)
+        outputs = outputs.write(t, next_ids)
+        return t + 1, next_ids, finished | ended, lengths, scores, state, outputs, aligned
 
     start = (
         tf.constant(0),
@@ -61,8 +100,203 @@ def greedy_search(step_fn: StepFn, initial_state, max_lengths):
         tf.zeros([batch], tf.float32),
         initial_state,
         tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None]),
+        tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None, None]),
     )
-    _, _, _, lengths, scores, _, outputs = tf.while_loop(cond, body, start)
-    ids = tf.transpose(outputs.stack(), [1, 0])  # batch x steps
-    ids = tf.reshape(ids, [batch, -1])  # keeps the shape when no step ran
-    return ids, lengths, scores
+    _, _, _, lengths, scores, _, outputs, aligned = tf.while_loop(cond, body, start)
+    ids = tf.reshape(tf.transpose(outputs.stack(), [1, 0]), [batch, 1, -1])
+    alignments = None
+    if with_alignments:
+        alignments = tf.transpose(aligned.stack(), [1, 0, 2])[:, None]  # batch x 1 x steps x src
+    return Hypotheses(ids, lengths[:, None], scores[:, None], scores[:, None], alignments)
+
+
+def greedy_search(
+    step_fn: StepFn, initial_state, max_lengths, with_alignments: bool = False
+) -> Hypotheses:
+    """Batched greedy decoding from BOS until EOS or each sentence's max length.
+
+    Args:
+        step_fn: the model's step.
+        initial_state: nested state for `batch` sentences.
+        max_lengths: `[batch]` int32, most pieces to produce per sentence (EOS included).
+        with_alignments: also return each step's attention weights.
+    """
+    return _decode_loop(
+        step_fn,
+        initial_state,
+        max_lengths,
+        lambda t, log_probs: tf.argmax(log_probs, axis=-1, output_type=tf.int32),
+        with_alignments,
+    )
+
+
+def sample_search(
+    step_fn: StepFn,
+    initial_state,
+    max_lengths,
+    temperature=1.0,
+    top_k=0,
+    top_p=1.0,
+    seed=0,
+) -> Hypotheses:
+    """Ancestral sampling with temperature, top-k and nucleus (top-p) filtering.
+
+    The same seed gives the same samples (stateless random ops keyed by seed and
+    step). `log_probs` are under the model itself (no temperature, no filter).
+
+    Args:
+        temperature: > 0; towards 0 it approaches greedy search.
+        top_k: keep the k most likely pieces (0 keeps all).
+        top_p: keep the smallest set of pieces whose probability reaches p (1 keeps all).
+        seed: int seed.
+    """
+    temperature = tf.maximum(tf.cast(temperature, tf.float32), 1e-8)
+    top_k = tf.cast(top_k, tf.int32)
+    top_p = tf.cast(top_p, tf.float32)
+    seed = tf.cast(seed, tf.int32)
+
+    def choose(t, log_probs):
+        logits = log_probs / temperature
+        vocab = tf.shape(logits)[-1]
+        k = tf.where(top_k > 0, tf.minimum(top_k, vocab), vocab)
+        sorted_logits = tf.sort(logits, axis=-1, direction="DESCENDING")
+        kth = tf.gather(sorted_logits, k - 1, axis=-1)[:, None]
+        logits = tf.where(logits < kth, _NEG_INF, logits)
+        # Nucleus: drop pieces once the mass before them already reaches top_p.
+        sorted_logits = tf.sort(logits, axis=-1, direction="DESCENDING")
+        probs = tf.nn.softmax(sorted_logits, axis=-1)
+        mass_before = tf.cumsum(probs, axis=-1, exclusive=True)
+        kept = tf.where(mass_before < top_p, sorted_logits, -_NEG_INF)
+        threshold = tf.reduce_min(kept, axis=-1, keepdims=True)
+        logits = tf.where(logits < threshold, _NEG_INF, logits)
+        step_seed = tf.stack([seed, t])
+        return tf.random.stateless_categorical(logits, 1, seed=step_seed, dtype=tf.int32)[:, 0]
+
+    return _decode_loop(step_fn, initial_state, max_lengths, choose, with_alignments=False)
+
+
+def _tile(tensor, beam_size):
+    """`[batch, ...]` -> `[batch * beam, ...]`, each row repeated beam times."""
+    return tf.repeat(tensor, beam_size, axis=0)
+
+
+def _gather_beams(tensor, indices, batch, beam_size):
+    """Picks rows of a flat `[batch * beam, ...]` tensor by beam indices `[batch, beam]`."""
+    shape = tf.shape(tensor)
+    nested = tf.reshape(tensor, tf.concat([[batch, beam_size], shape[1:]], 0))
+    picked = tf.gather(nested, indices, batch_dims=1)
+    return tf.reshape(picked, shape)
+
+
+def beam_search(
+    step_fn: StepFn,
+    initial_state,
+    max_lengths,
+    beam_size,
+    length_penalty_alpha: float = 0.0,
+    coverage_penalty_beta: float = 0.0,
+    n_best=1,
+) -> Hypotheses:
+    """Batched beam search with GNMT length and coverage penalties.
+
+    Each step extends the live hypotheses by every piece and keeps the
+    `beam_size` best by log-probability. A candidate that ends in EOS (or
+    reaches its sentence's max length) moves to the finished set, ranked by
+    log_prob / length_penalty + coverage_penalty, and never grows again; its
+    live slot is dropped. The loop stops when no live hypothesis is left or no
+    live one can still beat the worst of the `beam_size` finished ones (log
+    probabilities only fall, and the coverage penalty is at most 0). With
+    beam_size 1 this is greedy search exactly.
+
+    Args:
+        beam_size: hypotheses kept per sentence (a Python int or scalar tensor).
+        length_penalty_alpha: GNMT alpha (0 = rank by log-probability).
+        coverage_penalty_beta: GNMT beta (0 = off); needs state["alignment"].
+        n_best: hypotheses returned per sentence, best first (<= beam_size).
+
+    Returns:
+        Hypotheses with n = n_best, sorted by score.
+    """
+    max_lengths = tf.convert_to_tensor(max_lengths, tf.int32)
+    beam_size = tf.convert_to_tensor(beam_size, tf.int32)
+    batch = tf.shape(max_lengths)[0]
+    limit = tf.reduce_max(max_lengths)
+    use_coverage = coverage_penalty_beta > 0
+    state = tf.nest.map_structure(lambda s: _tile(s, beam_size), initial_state)
+    beam_max = tf.reshape(_tile(max_lengths, beam_size), [batch, beam_size])
+    # Upper bound on what a live hypothesis can still score (largest length penalty ahead).
+    bound_divisor = length_penalty(max_lengths, length_penalty_alpha)
+    src_len = tf.shape(state["mask"])[1] if use_coverage else 1
+    first = tf.one_hot(0, beam_size, on_value=0.0, off_value=_NEG_INF)
+
+    def cond(t, last, alive_ids, alive_log_probs, state, coverage, fin):
+        any_alive = tf.reduce_any(alive_log_probs > _NEG_INF / 2)
+        bound = tf.reduce_max(alive_log_probs, axis=1) / bound_divisor
+        can_improve = tf.reduce_any(bound > tf.reduce_min(fin["scores"], axis=1))
+        return (t < limit) & any_alive & can_improve
+
+    def body(t, last, alive_ids, alive_log_probs, state, coverage, fin):
+        logits, state = step_fn(tf.reshape(last, [-1]), state)
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))  # batch*beam x vocab
+        vocab = tf.shape(log_probs)[-1]
+        candidates = alive_log_probs[:, :, None] + tf.reshape(log_probs, [batch, beam_size, -1])
+        top_log_probs, top_index = tf.math.top_k(tf.reshape(candidates, [batch, -1]), beam_size)
+        beam_index = top_index // vocab  # batch x beam: which live hypothesis it extends
+        token = top_index % vocab
+        top_ids = tf.concat([tf.gather(alive_ids, beam_index, batch_dims=1), token[..., None]], -1)
+        if use_coverage:
+            coverage += tf.cast(state["alignment"], tf.float32)
+            coverage = _gather_beams(coverage, beam_index, batch, beam_size)
+        state = tf.nest.map_structure(
+            lambda s: _gather_beams(s, beam_index, batch, beam_size), state
+        )
+        valid = top_log_probs > _NEG_INF / 2
+        ended_eos = valid & (token == EOS_ID)
+        ended = ended_eos | (valid & (t + 1 >= beam_max))
+        scores = top_log_probs / length_penalty(t + 1, length_penalty_alpha)
+        if use_coverage:
+            penalty = coverage_penalty(coverage, state["mask"], coverage_penalty_beta)
+            scores += tf.reshape(penalty, [batch, beam_size])
+        # Merge the newly finished into the finished set; keep the best beam_size.
+        pad = tf.fill([batch, beam_size, 1], PAD_ID)
+        merged = {
+            "ids": tf.concat([tf.concat([fin["ids"], pad], -1), top_ids], axis=1),
+            "scores": tf.concat([fin["scores"], tf.where(ended, scores, _NEG_INF)], axis=1),
+            "log_probs": tf.concat([fin["log_probs"], top_log_probs], axis=1),
+            "lengths": tf.concat([fin["lengths"], t + 1 - tf.cast(ended_eos, tf.int32)], axis=1),
+        }
+        _, keep = tf.math.top_k(merged["scores"], k=beam_size)
+        fin = {k: tf.gather(v, keep, batch_dims=1) for k, v in merged.items()}
+        alive_log_probs = tf.where(ended | ~valid, _NEG_INF, top_log_probs)
+        return t + 1, token, top_ids, alive_log_probs, state, coverage, fin
+
+    finished = {
+        "ids": tf.fill([batch, beam_size, 0], PAD_ID),
+        "scores": tf.fill([batch, beam_size], _NEG_INF),
+        "log_probs": tf.fill([batch, beam_size], _NEG_INF),
+        "lengths": tf.zeros([batch, beam_size], tf.int32),
+    }
+    start = (
+        tf.constant(0),
+        tf.fill([batch, beam_size], BOS_ID),
+        tf.fill([batch, beam_size, 0], BOS_ID),
+        tf.tile(first[None], [batch, 1]),  # one live hypothesis per sentence to start
+        state,
+        tf.zeros([batch * beam_size, src_len]),
+        finished,
+    )
+    # Every loop tensor may change its batch and step sizes; the rest of a shape stays.
+    invariants = tf.nest.map_structure(lambda v: tf.TensorShape([None] * v.shape.rank), start)
+    invariants = (
+        *invariants[:4],
+        tf.nest.map_structure(lambda v: tf.TensorShape([None]).concatenate(v.shape[1:]), state),
+        *invariants[5:],
+    )
+    *_, fin = tf.while_loop(cond, body, start, shape_invariants=invariants)
+    n_best = tf.minimum(tf.convert_to_tensor(n_best, tf.int32), beam_size)
+    return Hypotheses(
+        ids=fin["ids"][:, :n_best],
+        lengths=fin["lengths"][:, :n_best],
+        scores=fin["scores"][:, :n_best],
+        log_probs=fin["log_probs"][:, :n_best],
+    )

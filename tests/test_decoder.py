@@ -20,5 +20,5 @@ def test_call_equals_repeated_step():
 def test_decoder_state_carries_memory_and_feed():
     model = Seq2Seq(40, 8, 1, 6, 1, 12, 10, bridge="copy")
     state = model.initial_state(tf.constant([[5, 6, 3]]))
-    assert set(state) == {"cells", "feed", "memory", "keys", "mask"}
+    assert set(state) == {"cells", "feed", "memory", "keys", "mask", "alignment"}
     assert state["feed"].shape == (1, 10) and state["keys"].shape == (1, 3, 12)

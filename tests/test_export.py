@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -26,30 +27,56 @@ def exported(trained_workdir, tmp_path_factory):
     return export.export(trained_workdir, str(base)), str(base)
 
 
-def test_fresh_process_gives_the_in_process_greedy_result(trained_workdir, exported):
-    path, _ = exported
+@pytest.fixture(scope="module")
+def translator(trained_workdir):
     config, _ = load_workdir_config(trained_workdir)
     model, _ = export.restore_model(trained_workdir)
-    translator = export.Translator(
-        model, os.path.join(trained_workdir, "spm.model"), config.decode, config.data.max_src_len
-    )
-    # In process: the model's own greedy search, then detokenize.
-    source = translator.encode_sources(tf.constant(SENTENCES))
-    lengths = tf.reduce_sum(tf.cast(source != 0, tf.int32), axis=1)
-    budget = search.max_target_lengths(lengths, 2.0, 10, 200)
-    ids, out_lengths, scores = search.greedy_search(model.step, model.initial_state(source), budget)
-    expected = [t.decode() for t in translator.decode_ids(ids, out_lengths).numpy()]
+    spm = os.path.join(trained_workdir, "spm.model")
+    return export.Translator(model, spm, config.decode, config.data.max_src_len)
 
+
+def _calls(sentences):
+    """Each signature with its arguments, as (name, kwargs of Python values)."""
+    targets = ["der hund lacht .", "", "die katze", "einige alte frauen"]
+    return [
+        ("serving_default", {"inputs": sentences}),
+        ("translate_nbest", {"inputs": sentences, "n": 3, "beam_width": 4}),
+        ("sample", {"inputs": sentences, "temperature": 0.8, "top_k": 5, "top_p": 0.9, "seed": 4}),
+        ("score", {"sources": sentences, "targets": targets}),
+        ("align", {"inputs": sentences}),
+    ]
+
+
+_METHODS = {"serving_default": "translate"}
+
+
+def _plain(outputs: dict) -> dict:
+    return {
+        k: [x.decode() if isinstance(x, bytes) else x for x in v.numpy().ravel().tolist()]
+        for k, v in sorted(outputs.items())
+    }
+
+
+def test_every_signature_in_a_fresh_process_matches_in_process(translator, exported):
+    path, _ = exported
+    expected = {}
+    for name, kwargs in _calls(SENTENCES):
+        method = getattr(translator, _METHODS.get(name, name))
+        expected[name] = _plain(method(**{k: tf.constant(v) for k, v in kwargs.items()}))
     script = textwrap.dedent(
         f"""
         import json, sys
         import tensorflow as tf
         import tensorflow_text  # noqa: F401
-        fn = tf.saved_model.load({path!r}).signatures["serving_default"]
-        out = fn(inputs=tf.constant({SENTENCES!r}))
+        loaded = tf.saved_model.load({path!r})
+        out = {{}}
+        for name, kwargs in {_calls(SENTENCES)!r}:
+            result = loaded.signatures[name](**{{k: tf.constant(v) for k, v in kwargs.items()}})
+            out[name] = {{k: [x.decode() if isinstance(x, bytes) else x
+                             for x in v.numpy().ravel().tolist()]
+                         for k, v in sorted(result.items())}}
         assert not any(m.startswith("seq2seq_tf") for m in sys.modules), "imported"
-        print(json.dumps({{"t": [t.decode() for t in out["translations"].numpy()],
-                           "s": out["scores"].numpy().tolist()}}))
+        print(json.dumps(out))
         """
     )
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -58,10 +85,45 @@ def test_fresh_process_gives_the_in_process_greedy_result(trained_workdir, expor
     )
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
-    assert loaded["t"] == expected
-    for a, b in zip(loaded["s"], scores.numpy().tolist()):
-        assert abs(a - b) < 1e-4
-    assert all(s <= 0 for s in loaded["s"])
+    assert set(loaded) == set(expected)
+    for name, outputs in expected.items():
+        for key, values in outputs.items():
+            got = loaded[name][key]
+            if values and isinstance(values[0], float):
+                np.testing.assert_allclose(got, values, atol=1e-4, err_msg=f"{name}/{key}")
+            else:
+                assert got == values, f"{name}/{key}"
+    assert loaded["serving_default"]["translations"][2] == ""  # the empty source
+
+
+def test_beam_is_greedy_at_width_one_and_never_scores_below_greedy(translator, toy_data):
+    sources = open(toy_data["test_src"], encoding="utf-8").read().splitlines()
+    inputs = tf.constant(sources)
+    _, budget, state = translator._start(inputs)
+    greedy = search.greedy_search(translator.model.step, state, budget)
+    one = search.beam_search(translator.model.step, state, budget, 1)
+    np.testing.assert_allclose(one.log_probs, greedy.log_probs, atol=1e-5)
+    beam = search.beam_search(translator.model.step, state, budget, 5)
+    worse = np.sum(beam.log_probs.numpy() < greedy.log_probs.numpy() - 1e-4)
+    assert worse == 0, f"beam scored below greedy on {worse} of {len(sources)} sentences"
+
+
+def test_score_of_greedy_output_equals_greedy_score(translator, toy_data):
+    sources = open(toy_data["test_src"], encoding="utf-8").read().splitlines()[:50]
+    inputs = tf.constant(sources)
+    _, budget, state = translator._start(inputs)
+    greedy = search.greedy_search(translator.model.step, state, budget)
+    texts = translator.decode_ids(greedy.ids, greedy.lengths)[:, 0]
+    scored = translator.score(inputs, texts)["scores"].numpy()
+    retokenized = translator.tokenizer.tokenize(texts).to_list()
+    same = [
+        i
+        for i, pieces in enumerate(retokenized)
+        if pieces == greedy.ids[i, 0, : int(greedy.lengths[i, 0])].numpy().tolist()
+        and int(greedy.lengths[i, 0]) < int(budget[i])  # ended with EOS, not cut
+    ]
+    assert len(same) >= 25  # re-tokenizing the detokenized text usually gives the same pieces
+    np.testing.assert_allclose(scored[same], greedy.log_probs.numpy()[same, 0], atol=1e-4)
 
 
 def test_saved_model_cli_shows_the_signature(exported):
@@ -75,6 +137,11 @@ def test_saved_model_cli_shows_the_signature(exported):
     ).stdout
     assert "inputs['inputs']" in shown and "DT_STRING" in shown
     assert "outputs['translations']" in shown and "outputs['scores']" in shown
+    listed = subprocess.run(
+        [cli, "show", "--dir", path, "--tag_set", "serve"], capture_output=True, text=True
+    ).stdout
+    for name in ("serving_default", "translate_nbest", "sample", "score", "align"):
+        assert f'"{name}"' in listed
 
 
 def test_layout_is_tf_serving_base_path_with_spm_asset(exported, trained_workdir):
