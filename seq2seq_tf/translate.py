@@ -5,7 +5,9 @@
 
 `--model_dir` may be a SavedModel or a TF Serving base path (`<dir>/<version>/`,
 the highest version is used). Sentences are batched by length for speed and
-written back in input order. With `--reference`, prints exact match and BLEU.
+written back in input order. `--beam_width`, `--nbest` and the sampling flags
+(`--temperature`, `--top_k`, `--top_p`, `--seed`) pick the signature;
+`--plot_attention=DIR` writes heatmaps; `--reference` prints exact match and BLEU.
 """
 
 from __future__ import annotations
@@ -53,27 +55,99 @@ def read_text(path: str) -> list[str]:
     return lines
 
 
+def make_request(
+    model,
+    beam_width: int | None = None,
+    nbest: int = 1,
+    temperature: float | None = None,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    seed: int = 0,
+):
+    """Picks the signature for the flags; returns `call(strings) -> (texts [b][n], scores [b][n])`.
+
+    Sampling when a temperature is given, `translate_nbest` for an n-best list or
+    a beam width other than the export default, `serving_default` otherwise.
+    """
+    signatures = model.signatures
+    if temperature is not None:
+        fn = signatures["sample"]
+        args = {
+            "temperature": tf.constant(float(temperature)),
+            "top_k": tf.constant(int(top_k)),
+            "top_p": tf.constant(float(top_p)),
+            "seed": tf.constant(int(seed)),
+        }
+    elif nbest > 1 or beam_width is not None:
+        fn = signatures["translate_nbest"]
+        width = beam_width if beam_width is not None else nbest
+        args = {"n": tf.constant(int(nbest)), "beam_width": tf.constant(int(width))}
+    else:
+        fn, args = signatures["serving_default"], {}
+
+    def call(batch: list[str]):
+        result = fn(inputs=tf.constant(batch), **args)
+        texts = result["translations"].numpy().reshape(len(batch), -1)
+        scores = result["scores"].numpy().reshape(len(batch), -1)
+        return [[t.decode("utf-8") for t in row] for row in texts], scores.tolist()
+
+    return call
+
+
 def translate_lines(
-    serving_fn, lines: list[str], batch_size: int = 64, show_progress: bool = False
-) -> tuple[list[str], list[float]]:
-    """Translates in batches of similar length; returns outputs in input order."""
+    call, lines: list[str], batch_size: int = 64, show_progress: bool = False
+) -> tuple[list[list[str]], list[list[float]]]:
+    """Translates in batches of similar length; returns outputs in input order.
+
+    Args:
+        call: from `make_request` (or any `strings -> (texts, scores)` per sentence lists).
+    """
     order = sorted(range(len(lines)), key=lambda i: len(lines[i]))
-    translations: list[str] = [""] * len(lines)
-    scores: list[float] = [0.0] * len(lines)
+    translations: list[list[str]] = [[] for _ in lines]
+    scores: list[list[float]] = [[] for _ in lines]
     start = time.perf_counter()
     for first in range(0, len(order), batch_size):
         indices = order[first : first + batch_size]
-        result = serving_fn(inputs=tf.constant([lines[i] for i in indices]))
-        for i, text, score in zip(
-            indices, result["translations"].numpy(), result["scores"].numpy()
-        ):
-            translations[i] = text.decode("utf-8")
-            scores[i] = float(score)
+        texts, batch_scores = call([lines[i] for i in indices])
+        for i, text, score in zip(indices, texts, batch_scores):
+            translations[i], scores[i] = list(text), list(score)
         done = min(first + batch_size, len(order))
         if show_progress and (done == len(order) or (first // batch_size) % 10 == 9):
             rate = done / max(time.perf_counter() - start, 1e-9)
             logging.info("translated %d/%d sentences (%.1f sent/s)", done, len(order), rate)
     return translations, scores
+
+
+def plot_alignments(model, lines: list[str], out_dir: str, batch_size: int = 32) -> int:
+    """Writes out_dir/NNNNN.png: attention heatmap of each sentence (target x source pieces)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(out_dir, exist_ok=True)
+    align = model.signatures["align"]
+    written = 0
+    for first in range(0, len(lines), batch_size):
+        result = align(inputs=tf.constant(lines[first : first + batch_size]))
+        sources = result["source_pieces"].numpy()
+        targets = result["target_pieces"].numpy()
+        weights = result["alignments"].numpy()
+        for row in range(len(sources)):
+            src = [p.decode("utf-8") for p in sources[row] if p]
+            tgt = [p.decode("utf-8") for p in targets[row] if p]
+            matrix = weights[row, : len(tgt), : len(src)]
+            figure, axes = plt.subplots(figsize=(1 + 0.4 * len(src), 1 + 0.4 * max(len(tgt), 1)))
+            axes.imshow(matrix, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
+            axes.set_xticks(range(len(src)), src, rotation=90)
+            axes.set_yticks(range(len(tgt)), tgt)
+            axes.set_xlabel("source pieces")
+            axes.set_ylabel("target pieces")
+            figure.tight_layout()
+            figure.savefig(os.path.join(out_dir, f"{first + row:05d}.png"), dpi=80)
+            plt.close(figure)
+            written += 1
+    return written
 
 
 def report_scores(hypotheses: list[str], references: list[str], sources: list[str]) -> dict:
@@ -95,20 +169,27 @@ def report_scores(hypotheses: list[str], references: list[str], sources: list[st
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    path = resolve_saved_model(flags.FLAGS.model_dir)
-    serving_fn = tf.saved_model.load(path).signatures["serving_default"]
-    sources = read_text(flags.FLAGS.input)
+    f = flags.FLAGS
+    path = resolve_saved_model(f.model_dir)
+    model = tf.saved_model.load(path)
+    sources = read_text(f.input)
+    call = make_request(model, f.beam_width, f.nbest, f.temperature, f.top_k, f.top_p, f.seed)
     start = time.perf_counter()
-    translations, _ = translate_lines(
-        serving_fn, sources, flags.FLAGS.batch_size, show_progress=True
-    )
+    translations, scores = translate_lines(call, sources, f.batch_size, show_progress=True)
     elapsed = time.perf_counter() - start
-    text = "".join(t + "\n" for t in translations)
-    if flags.FLAGS.output == "-":
+    if f.nbest > 1:  # Moses n-best format: index ||| translation ||| score
+        text = "".join(
+            f"{i} ||| {t} ||| {s:.4f}\n"
+            for i, (texts, row) in enumerate(zip(translations, scores))
+            for t, s in zip(texts, row)
+        )
+    else:
+        text = "".join(t[0] + "\n" for t in translations)
+    if f.output == "-":
         sys.stdout.write(text)
     else:
-        with open(flags.FLAGS.output, "w", encoding="utf-8") as f:
-            f.write(text)
+        with open(f.output, "w", encoding="utf-8") as out:
+            out.write(text)
     logging.info(
         "%d sentences in %.1fs (%.1f sent/s) with %s",
         len(sources),
@@ -116,8 +197,11 @@ def main(argv):
         len(sources) / max(elapsed, 1e-9),
         path,
     )
-    if flags.FLAGS.reference:
-        report_scores(translations, read_text(flags.FLAGS.reference), sources)
+    if f.plot_attention:
+        count = plot_alignments(model, sources, f.plot_attention)
+        logging.info("wrote %d attention heatmaps to %s", count, f.plot_attention)
+    if f.reference:
+        report_scores([t[0] for t in translations], read_text(f.reference), sources)
 
 
 def run():
@@ -127,6 +211,13 @@ def run():
     flags.DEFINE_string("output", "-", "Where translations go ('-' for stdout).")
     flags.DEFINE_string("reference", None, "Reference translations to score against.")
     flags.DEFINE_integer("batch_size", 64, "Sentences per call.")
+    flags.DEFINE_integer("beam_width", None, "Beam width (default: the one chosen at export).")
+    flags.DEFINE_integer("nbest", 1, "Write the n best translations per sentence (Moses format).")
+    flags.DEFINE_float("temperature", None, "Sample at this temperature instead of beam search.")
+    flags.DEFINE_integer("top_k", 0, "Sampling: keep the k most likely pieces (0 = all).")
+    flags.DEFINE_float("top_p", 1.0, "Sampling: nucleus probability mass (1 = all).")
+    flags.DEFINE_integer("seed", 0, "Sampling seed; the same seed gives the same samples.")
+    flags.DEFINE_string("plot_attention", None, "Write one attention heatmap PNG per sentence.")
     flags.mark_flags_as_required(["model_dir"])
     app.run(main)
 
