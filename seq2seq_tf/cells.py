@@ -4,8 +4,17 @@ A cell splits its step into two parts: `project_inputs` (x W + b), which does
 not depend on the previous state, and `recurrent_step`, which does. Over a
 whole sequence, `Recurrent` projects all time steps in one matmul and runs only
 `recurrent_step` inside `keras.layers.RNN`'s loop. Step by step (search),
-`call` does both. Weights and gate order (i, f, c, o) match
-`keras.layers.LSTMCell`, so its weights load unchanged.
+`call` does both.
+
+`LSTMCell`, `GRUCell` and `SimpleRNNCell` use the weight shapes, names and gate
+orders of their `keras.layers` twins, so keras weights load unchanged.
+
+Dropout (`dropout` on the inputs, `recurrent_dropout` on h_{t-1} before the
+recurrent matmul) is variational, as in keras (Gal & Ghahramani, 2016): one mask
+per sequence, reused at every step. Because the input projection is hoisted out
+of the loop, the input mask is applied to the inputs *before* `project_inputs`,
+and the recurrent mask travels through the loop as an extra, never-changing
+state; `Recurrent` does both. Masks are drawn by `get_dropout_masks`.
 """
 
 from __future__ import annotations
@@ -15,27 +24,159 @@ import tensorflow as tf
 from keras import ops
 
 
-@keras.saving.register_keras_serializable(package="seq2seq_tf")
-class LSTMCell(keras.layers.Layer):
-    """Standard LSTM cell (Hochreiter & Schmidhuber) with forget-gate bias 1.
+def _check_rate(name: str, rate: float) -> float:
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {rate}")
+    return float(rate)
+
+
+def _last_dim(x):
+    """Static last dimension when known, else the dynamic one."""
+    return x.shape[-1] if x.shape[-1] is not None else ops.shape(x)[-1]
+
+
+class RecurrentCell(keras.layers.Layer):
+    """Plumbing shared by our cells: states, dropout masks, `call`, config.
+
+    Subclasses set `num_states` and implement `build`, `project_inputs` and
+    `recurrent_step(projected, states, recurrent_mask=None)`.
 
     Args:
-        units: size of h and c.
+        units: size of each state and of the output.
+        dropout: input dropout rate (only with `training=True`).
+        recurrent_dropout: rate of dropout on h_{t-1} before the recurrent
+            matmul (only with `training=True`).
+        seed: seed of the dropout masks; a seed generator (a non-trainable
+            variable) exists only when a rate is non-zero, so dropout-free cells
+            keep exactly the variables of the original LSTM cell.
         **kwargs: forwarded to `keras.layers.Layer`.
 
     Call arguments:
         inputs: `[batch, input_dim]`.
-        states: `[h, c]`, each `[batch, units]`.
+        states: list of `num_states` tensors, each `[batch, units]`.
+        training: dropout is active only when true.
+        dropout_masks: optional `(input_mask, recurrent_mask)` from
+            `get_dropout_masks`, for a caller stepping through a sequence who
+            wants the same masks at every step. Without it, a training call
+            draws fresh masks (i.e. not variational across calls).
 
     Returns:
-        `(h, [h, c])`.
+        `(output [batch, units], new_states)`, the states as a list.
     """
 
-    def __init__(self, units: int, **kwargs):
+    num_states = 1
+
+    def __init__(
+        self,
+        units: int,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        seed: int | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.units = units
-        self.state_size = [units, units]
+        self.dropout = _check_rate("dropout", dropout)
+        self.recurrent_dropout = _check_rate("recurrent_dropout", recurrent_dropout)
+        self.seed = seed
+        self.state_size = [units] * self.num_states
         self.output_size = units
+        if self.dropout > 0 or self.recurrent_dropout > 0:
+            self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def project_inputs(self, inputs: tf.Tensor) -> tf.Tensor:
+        """The state-independent part of a step, for any leading shape `[..., input_dim]`."""
+        raise NotImplementedError
+
+    def recurrent_step(self, projected: tf.Tensor, states, recurrent_mask=None):
+        """One step from `project_inputs`' output and the previous states."""
+        raise NotImplementedError
+
+    def get_dropout_masks(
+        self, batch_size, input_dim: int, training: bool | None = None
+    ) -> tuple[tf.Tensor | None, tf.Tensor | None]:
+        """Draws `(input_mask [batch, input_dim], recurrent_mask [batch, units])`.
+
+        Masks hold 0 or 1 / (1 - rate) (inverted dropout, so no rescaling at
+        inference). Each is None when not training or its rate is 0, so callers
+        skip the multiply entirely at inference.
+        """
+        input_mask = recurrent_mask = None
+        if training and self.dropout > 0:
+            input_mask = keras.random.dropout(
+                ops.ones((batch_size, input_dim), self.compute_dtype),
+                self.dropout,
+                seed=self.seed_generator,
+            )
+        if training and self.recurrent_dropout > 0:
+            recurrent_mask = keras.random.dropout(
+                ops.ones((batch_size, self.units), self.compute_dtype),
+                self.recurrent_dropout,
+                seed=self.seed_generator,
+            )
+        return input_mask, recurrent_mask
+
+    def call(self, inputs, states, training=None, dropout_masks=None):
+        states = list(states)
+        if not training:
+            input_mask = recurrent_mask = None
+        elif dropout_masks is None:
+            batch_size = ops.shape(inputs)[0]
+            input_mask, recurrent_mask = self.get_dropout_masks(
+                batch_size, _last_dim(inputs), training
+            )
+        else:
+            input_mask, recurrent_mask = dropout_masks
+        if input_mask is not None:
+            inputs = inputs * ops.cast(input_mask, inputs.dtype)
+        return self.recurrent_step(self.project_inputs(inputs), states, recurrent_mask)
+
+    def get_initial_state(self, batch_size=None) -> list[tf.Tensor]:
+        return [
+            ops.zeros((batch_size, self.units), dtype=self.compute_dtype)
+            for _ in range(self.num_states)
+        ]
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "seed": self.seed,
+        }
+
+    def _recurrent_input(self, h_prev, recurrent_mask):
+        """h_{t-1} as the recurrent matmul sees it (dropped out or not)."""
+        if recurrent_mask is None:
+            return h_prev
+        return h_prev * ops.cast(recurrent_mask, h_prev.dtype)
+
+
+def _forget_bias_init(units: int):
+    def init(shape, dtype=None):
+        # Forget-gate bias 1 (Jozefowicz et al., 2015), as keras' unit_forget_bias.
+        return ops.concatenate(
+            [
+                ops.zeros((units,), dtype),
+                ops.ones((units,), dtype),
+                ops.zeros((2 * units,), dtype),
+            ]
+        )
+
+    return init
+
+
+@keras.saving.register_keras_serializable(package="seq2seq_tf")
+class LSTMCell(RecurrentCell):
+    """Standard LSTM cell (Hochreiter & Schmidhuber) with forget-gate bias 1.
+
+    Gate order (i, f, c, o) and weights match `keras.layers.LSTMCell`.
+    States are `[h, c]`; returns `(h, [h, c])`. See `RecurrentCell` for the
+    arguments.
+    """
+
+    num_states = 2
 
     def build(self, input_shape):
         input_dim = input_shape[-1]
@@ -45,15 +186,9 @@ class LSTMCell(keras.layers.Layer):
         self.recurrent_kernel = self.add_weight(
             shape=(self.units, 4 * self.units), initializer="orthogonal", name="recurrent_kernel"
         )
-
-        def bias_init(shape, dtype=None):
-            # Forget-gate bias 1 (Jozefowicz et al., 2015), as keras' unit_forget_bias.
-            u = self.units
-            return ops.concatenate(
-                [ops.zeros((u,), dtype), ops.ones((u,), dtype), ops.zeros((2 * u,), dtype)]
-            )
-
-        self.bias = self.add_weight(shape=(4 * self.units,), initializer=bias_init, name="bias")
+        self.bias = self.add_weight(
+            shape=(4 * self.units,), initializer=_forget_bias_init(self.units), name="bias"
+        )
 
     def project_inputs(self, inputs):
         """x W + b for any leading shape: `[..., input_dim]` -> `[..., 4 * units]`."""
@@ -61,55 +196,256 @@ class LSTMCell(keras.layers.Layer):
             self.bias, inputs.dtype
         )
 
-    def recurrent_step(self, projected, states):
+    def recurrent_step(self, projected, states, recurrent_mask=None):
         """One step from projected inputs `[batch, 4 * units]` and `[h, c]`."""
         h_prev, c_prev = states
-        z = projected + ops.matmul(h_prev, ops.cast(self.recurrent_kernel, h_prev.dtype))
+        h_in = self._recurrent_input(h_prev, recurrent_mask)
+        z = projected + ops.matmul(h_in, ops.cast(self.recurrent_kernel, h_in.dtype))
         i, f, g, o = ops.split(z, 4, axis=-1)
         c = ops.sigmoid(f) * c_prev + ops.sigmoid(i) * ops.tanh(g)
         h = ops.sigmoid(o) * ops.tanh(c)
         return h, [h, c]
 
-    def call(self, inputs, states, training=None):
-        return self.recurrent_step(self.project_inputs(inputs), states)
 
-    def get_initial_state(self, batch_size=None):
-        return [ops.zeros((batch_size, self.units), dtype=self.compute_dtype) for _ in range(2)]
+@keras.saving.register_keras_serializable(package="seq2seq_tf")
+class GRUCell(RecurrentCell):
+    """GRU cell (Cho et al., 2014), equal to `keras.layers.GRUCell`.
 
-    def get_config(self):
-        return {**super().get_config(), "units": self.units}
+    Gate order (z, r, h) and weights match keras: kernel `[input_dim, 3 * units]`,
+    recurrent_kernel `[units, 3 * units]`, bias `[2, 3 * units]` (input and
+    recurrent bias) when `reset_after`, else `[3 * units]`.
+
+    With `reset_after=True` (keras' default, the cuDNN variant) the reset gate
+    scales h U_h + b_h after the matmul, so the whole h U is one matmul per step.
+    With `reset_after=False` (the original paper) the candidate's recurrent part
+    is (r * h_{t-1}) U_h, which depends on r and therefore on the state: only
+    x W + b_input is hoisted into `project_inputs`, and each step does two
+    recurrent matmuls (one for z and r, one for the candidate).
+
+    Args:
+        units: size of h.
+        reset_after: where the reset gate is applied, see above.
+        **kwargs: `dropout`, `recurrent_dropout`, `seed` and layer arguments,
+            see `RecurrentCell`.
+
+    States are `[h]`; returns `(h, [h])`.
+    """
+
+    num_states = 1
+
+    def __init__(self, units: int, reset_after: bool = True, **kwargs):
+        super().__init__(units, **kwargs)
+        self.reset_after = reset_after
+
+    def build(self, input_shape):
+        input_dim = input_shape[-1]
+        self.kernel = self.add_weight(
+            shape=(input_dim, 3 * self.units), initializer="glorot_uniform", name="kernel"
+        )
+        self.recurrent_kernel = self.add_weight(
+            shape=(self.units, 3 * self.units), initializer="orthogonal", name="recurrent_kernel"
+        )
+        bias_shape = (2, 3 * self.units) if self.reset_after else (3 * self.units,)
+        self.bias = self.add_weight(shape=bias_shape, initializer="zeros", name="bias")
+
+    def project_inputs(self, inputs):
+        """x W + b_input: `[..., input_dim]` -> `[..., 3 * units]`."""
+        input_bias = self.bias[0] if self.reset_after else self.bias
+        return ops.matmul(inputs, ops.cast(self.kernel, inputs.dtype)) + ops.cast(
+            input_bias, inputs.dtype
+        )
+
+    def recurrent_step(self, projected, states, recurrent_mask=None):
+        """One step from projected inputs `[batch, 3 * units]` and `[h]`."""
+        (h_prev,) = states
+        h_in = self._recurrent_input(h_prev, recurrent_mask)
+        kernel = ops.cast(self.recurrent_kernel, h_in.dtype)
+        x_z, x_r, x_h = ops.split(projected, 3, axis=-1)
+        if self.reset_after:
+            inner = ops.matmul(h_in, kernel) + ops.cast(self.bias[1], h_in.dtype)
+            r_z, r_r, r_h = ops.split(inner, 3, axis=-1)
+            z = ops.sigmoid(x_z + r_z)
+            r = ops.sigmoid(x_r + r_r)
+            candidate = ops.tanh(x_h + r * r_h)
+        else:
+            r_z, r_r = ops.split(ops.matmul(h_in, kernel[:, : 2 * self.units]), 2, axis=-1)
+            z = ops.sigmoid(x_z + r_z)
+            r = ops.sigmoid(x_r + r_r)
+            candidate = ops.tanh(x_h + ops.matmul(r * h_in, kernel[:, 2 * self.units :]))
+        h = z * h_prev + (1 - z) * candidate
+        return h, [h]
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "reset_after": self.reset_after}
+
+
+@keras.saving.register_keras_serializable(package="seq2seq_tf")
+class SimpleRNNCell(RecurrentCell):
+    """Elman cell h_t = tanh(x_t W + h_{t-1} U + b), equal to `keras.layers.SimpleRNNCell`.
+
+    States are `[h]`; returns `(h, [h])`. See `RecurrentCell` for the arguments.
+    """
+
+    num_states = 1
+
+    def build(self, input_shape):
+        input_dim = input_shape[-1]
+        self.kernel = self.add_weight(
+            shape=(input_dim, self.units), initializer="glorot_uniform", name="kernel"
+        )
+        self.recurrent_kernel = self.add_weight(
+            shape=(self.units, self.units), initializer="orthogonal", name="recurrent_kernel"
+        )
+        self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
+
+    def project_inputs(self, inputs):
+        """x W + b: `[..., input_dim]` -> `[..., units]`."""
+        return ops.matmul(inputs, ops.cast(self.kernel, inputs.dtype)) + ops.cast(
+            self.bias, inputs.dtype
+        )
+
+    def recurrent_step(self, projected, states, recurrent_mask=None):
+        """One step from projected inputs `[batch, units]` and `[h]`."""
+        (h_prev,) = states
+        h_in = self._recurrent_input(h_prev, recurrent_mask)
+        h = ops.tanh(projected + ops.matmul(h_in, ops.cast(self.recurrent_kernel, h_in.dtype)))
+        return h, [h]
+
+
+@keras.saving.register_keras_serializable(package="seq2seq_tf")
+class LayerNormLSTMCell(LSTMCell):
+    """LSTM with layer normalization (Ba et al., 2016, eqs. 20-22).
+
+        gates = LN_x(x W) + LN_h(h_{t-1} U) + b       (each LN over the 4u gates)
+        c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g)
+        h_t = sigmoid(o) * tanh(LN_c(c_t))
+
+    The separate norms keep the input and recurrent contributions on the same
+    scale whatever the input width. LN_x(x W) is per step but does not depend on
+    the state, so `project_inputs` still hoists it (returns LN_x(x W) + b).
+
+    As in the paper, the carried state is the un-normalized c_t; LN_c only feeds
+    the output. (tensorflow_addons' LayerNormLSTMCell instead carries LN_c(c_t).)
+    Each LN is a `keras.layers.LayerNormalization` sublayer (gamma 1, beta 0),
+    named kernel_norm, recurrent_norm and state_norm. Kernel, recurrent kernel
+    and bias (forget-gate bias 1) are as in `LSTMCell`.
+
+    Args:
+        units: size of h and c.
+        norm_epsilon: epsilon of the three layer norms (keras' and tfa's 1e-3).
+        **kwargs: `dropout`, `recurrent_dropout`, `seed` and layer arguments,
+            see `RecurrentCell`.
+
+    States are `[h, c]`; returns `(h, [h, c])`.
+    """
+
+    def __init__(self, units: int, norm_epsilon: float = 1e-3, **kwargs):
+        super().__init__(units, **kwargs)
+        self.norm_epsilon = norm_epsilon
+        self.kernel_norm = keras.layers.LayerNormalization(epsilon=norm_epsilon, name="kernel_norm")
+        self.recurrent_norm = keras.layers.LayerNormalization(
+            epsilon=norm_epsilon, name="recurrent_norm"
+        )
+        self.state_norm = keras.layers.LayerNormalization(epsilon=norm_epsilon, name="state_norm")
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.kernel_norm.build((None, 4 * self.units))
+        self.recurrent_norm.build((None, 4 * self.units))
+        self.state_norm.build((None, self.units))
+
+    def project_inputs(self, inputs):
+        """LN_x(x W) + b for any leading shape: `[..., input_dim]` -> `[..., 4 * units]`."""
+        xw = ops.matmul(inputs, ops.cast(self.kernel, inputs.dtype))
+        return self.kernel_norm(xw) + ops.cast(self.bias, inputs.dtype)
+
+    def recurrent_step(self, projected, states, recurrent_mask=None):
+        """One step from projected inputs `[batch, 4 * units]` and `[h, c]`."""
+        h_prev, c_prev = states
+        h_in = self._recurrent_input(h_prev, recurrent_mask)
+        hu = ops.matmul(h_in, ops.cast(self.recurrent_kernel, h_in.dtype))
+        z = projected + self.recurrent_norm(hu)
+        i, f, g, o = ops.split(z, 4, axis=-1)
+        c = ops.sigmoid(f) * c_prev + ops.sigmoid(i) * ops.tanh(g)
+        h = ops.sigmoid(o) * ops.tanh(self.state_norm(c))
+        return h, [h, c]
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "norm_epsilon": self.norm_epsilon}
+
+
+CELL_TYPES = ("lstm", "gru", "gru_reset_before", "simple_rnn", "layer_norm_lstm")
+
+
+def make_cell(cell_type: str, units: int, **kwargs) -> RecurrentCell:
+    """Builds a cell by name, so configs can pick one with a string.
+
+    Args:
+        cell_type: one of `CELL_TYPES`; "gru_reset_before" is a GRU with
+            `reset_after=False`.
+        units: cell size.
+        **kwargs: forwarded to the cell (dropout, recurrent_dropout, seed, name, ...).
+    """
+    if cell_type == "lstm":
+        return LSTMCell(units, **kwargs)
+    if cell_type == "gru":
+        return GRUCell(units, reset_after=True, **kwargs)
+    if cell_type == "gru_reset_before":
+        return GRUCell(units, reset_after=False, **kwargs)
+    if cell_type == "simple_rnn":
+        return SimpleRNNCell(units, **kwargs)
+    if cell_type == "layer_norm_lstm":
+        return LayerNormLSTMCell(units, **kwargs)
+    raise ValueError(f"Unknown cell_type {cell_type!r}; expected one of {', '.join(CELL_TYPES)}")
 
 
 class _ProjectedStep(keras.layers.Layer):
     """Adapter that lets keras.layers.RNN run only a cell's recurrent part.
 
-    Holds no weights of its own; the wrapped cell is built by `Recurrent`.
+    Holds no weights of its own; the wrapped cell is built by `Recurrent`. With
+    `carries_mask`, the last state is a recurrent dropout mask `[batch, units]`
+    that goes through the loop unchanged, so every step of a sequence sees the
+    same mask without any Python-side caching.
     """
 
-    def __init__(self, cell: LSTMCell, **kwargs):
+    def __init__(self, cell: RecurrentCell, carries_mask: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.cell = cell
-        self.state_size = cell.state_size
+        self.carries_mask = carries_mask
+        self.state_size = list(cell.state_size) + ([cell.units] if carries_mask else [])
         self.output_size = cell.output_size
 
     def build(self, input_shape):
         self.built = True
 
     def call(self, inputs, states, training=None):
-        return self.cell.recurrent_step(inputs, states)
+        if not self.carries_mask:
+            return self.cell.recurrent_step(inputs, list(states))
+        *cell_states, mask = states
+        output, new_states = self.cell.recurrent_step(inputs, cell_states, recurrent_mask=mask)
+        return output, [*new_states, mask]
 
     def get_initial_state(self, batch_size=None):
-        return self.cell.get_initial_state(batch_size)
+        states = self.cell.get_initial_state(batch_size)
+        if self.carries_mask:
+            states.append(ops.ones((batch_size, self.cell.units), self.cell.compute_dtype))
+        return states
 
 
 @keras.saving.register_keras_serializable(package="seq2seq_tf")
 class Recurrent(keras.layers.Layer):
-    """Runs an LSTMCell over a sequence with inputs projected outside the loop.
+    """Runs one of our cells over a sequence with inputs projected outside the loop.
 
     Args:
         units: cell size.
         go_backwards: process the sequence from its last real token to its first.
             Outputs are returned in the original time order either way.
+        cell_type: see `make_cell`.
+        dropout: variational input dropout (one mask per sequence, applied
+            before the hoisted projection).
+        recurrent_dropout: variational dropout on h_{t-1} before the recurrent
+            matmul (one mask per sequence, carried through the loop).
+        seed: seed of the dropout masks.
         **kwargs: forwarded to `keras.layers.Layer`.
 
     Call arguments:
@@ -118,19 +454,48 @@ class Recurrent(keras.layers.Layer):
             state nor produce output (zeros), so results do not depend on padding.
 
     Returns:
-        `(outputs [batch, time, units], h [batch, units], c [batch, units])`.
+        `(outputs [batch, time, units], *final_states)`, each final state
+        `[batch, units]`, in the cell's order: `(outputs, h, c)` for the LSTMs,
+        `(outputs, h)` for GRU and SimpleRNN.
     """
 
-    def __init__(self, units: int, go_backwards: bool = False, **kwargs):
+    def __init__(
+        self,
+        units: int,
+        go_backwards: bool = False,
+        cell_type: str = "lstm",
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        seed: int | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.units = units
         self.go_backwards = go_backwards
-        self.cell = LSTMCell(units, name="cell")
-        self.rnn = keras.layers.RNN(
-            _ProjectedStep(self.cell),
+        self.cell_type = cell_type
+        self.dropout = dropout
+        self.recurrent_dropout = recurrent_dropout
+        self.seed = seed
+        self.cell = make_cell(
+            cell_type,
+            units,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            seed=seed,
+            name="cell",
+        )
+        self.rnn = self._make_rnn(carries_mask=False)
+        if recurrent_dropout > 0:
+            # A second loop whose state carries the mask; weightless, so only an
+            # attribute when needed (dropout-free layers keep their old structure).
+            self.rnn_with_mask = self._make_rnn(carries_mask=True)
+
+    def _make_rnn(self, carries_mask: bool) -> keras.layers.RNN:
+        return keras.layers.RNN(
+            _ProjectedStep(self.cell, carries_mask=carries_mask),
             return_sequences=True,
             return_state=True,
-            go_backwards=go_backwards,
+            go_backwards=self.go_backwards,
             zero_output_for_mask=True,
         )
 
@@ -139,19 +504,41 @@ class Recurrent(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, mask=None, training=None):
-        projected = self.cell.project_inputs(inputs)  # [batch, time, 4 * units]
-        outputs, h, c = self.rnn(projected, mask=mask, training=training)
+        batch_size = ops.shape(inputs)[0]
+        input_mask, recurrent_mask = self.cell.get_dropout_masks(
+            batch_size, _last_dim(inputs), training
+        )
+        if input_mask is not None:
+            # [batch, 1, input_dim]: the same mask at every step of a sequence.
+            inputs = inputs * ops.cast(ops.expand_dims(input_mask, 1), inputs.dtype)
+        projected = self.cell.project_inputs(inputs)  # [batch, time, gates * units]
+        if recurrent_mask is None:
+            outputs, *states = self.rnn(projected, mask=mask, training=training)
+        else:
+            initial = [*self.cell.get_initial_state(batch_size), recurrent_mask]
+            outputs, *states = self.rnn_with_mask(
+                projected, initial_state=initial, mask=mask, training=training
+            )
+            states = states[:-1]
         if self.go_backwards:
             outputs = ops.flip(outputs, axis=1)  # keras returns them in processing order
-        return outputs, h, c
+        return (outputs, *states)
 
     def compute_mask(self, inputs, mask=None):
         return None
 
-    def get_config(self):
-        return {**super().get_config(), "units": self.units, "go_backwards": self.go_backwards}
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "go_backwards": self.go_backwards,
+            "cell_type": self.cell_type,
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "seed": self.seed,
+        }
 
 
-def zeros_state(batch_size, units: int, dtype=tf.float32):
+def zeros_state(batch_size, units: int, dtype=tf.float32) -> list[tf.Tensor]:
     """`[h, c]` of zeros, for a stack's initial state."""
     return [tf.zeros([batch_size, units], dtype), tf.zeros([batch_size, units], dtype)]

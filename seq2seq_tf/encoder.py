@@ -1,4 +1,4 @@
-"""Embedding + deep bidirectional LSTM encoder built from our cells."""
+"""Embedding + deep bidirectional recurrent (LSTM by default) encoder built from our cells."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from seq2seq_tf.tokenizer import PAD_ID
 
 @keras.saving.register_keras_serializable(package="seq2seq_tf")
 class BidirectionalEncoder(keras.layers.Layer):
-    """Each layer runs a forward and a backward LSTM and concatenates them.
+    """Each layer runs a forward and a backward recurrent layer and concatenates them.
 
     Args:
         vocab_size: source vocabulary size.
@@ -19,6 +19,7 @@ class BidirectionalEncoder(keras.layers.Layer):
         num_layers: stacked bidirectional layers.
         units: units per direction; outputs are `2 * units` wide.
         dropout: dropout on the embeddings and between layers.
+        cell_type: recurrent cell, see `seq2seq_tf.cells.make_cell`.
         **kwargs: forwarded to `keras.layers.Layer`.
 
     Call arguments:
@@ -26,8 +27,10 @@ class BidirectionalEncoder(keras.layers.Layer):
 
     Returns:
         memory `[batch, src_len, 2 * units]` (zeros on padding), mask
-        `[batch, src_len]` bool, and per layer the final `(h, c)`, each
-        `[batch, 2 * units]` (forward and backward concatenated).
+        `[batch, src_len]` bool, and per layer a tuple of the final states in
+        the cell's order, each `[batch, 2 * units]` (forward and backward
+        concatenated): `(h, c)` for the LSTM cells, `(h,)` for single-state
+        cells such as GRU.
     """
 
     def __init__(
@@ -37,6 +40,7 @@ class BidirectionalEncoder(keras.layers.Layer):
         num_layers: int,
         units: int,
         dropout: float = 0.0,
+        cell_type: str = "lstm",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -45,12 +49,17 @@ class BidirectionalEncoder(keras.layers.Layer):
         self.num_layers = num_layers
         self.units = units
         self.dropout = dropout
+        self.cell_type = cell_type
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
         # One attribute per layer: TF checkpoints do not see layers held in Keras lists.
         for i in range(num_layers):
-            setattr(self, f"forward_{i}", Recurrent(units, name=f"forward_{i}"))
             setattr(
-                self, f"backward_{i}", Recurrent(units, go_backwards=True, name=f"backward_{i}")
+                self, f"forward_{i}", Recurrent(units, cell_type=cell_type, name=f"forward_{i}")
+            )
+            setattr(
+                self,
+                f"backward_{i}",
+                Recurrent(units, go_backwards=True, cell_type=cell_type, name=f"backward_{i}"),
             )
         self.forward_layers = tuple(getattr(self, f"forward_{i}") for i in range(num_layers))
         self.backward_layers = tuple(getattr(self, f"backward_{i}") for i in range(num_layers))
@@ -72,11 +81,11 @@ class BidirectionalEncoder(keras.layers.Layer):
         for i, (fw, bw) in enumerate(zip(self.forward_layers, self.backward_layers)):
             if i > 0:
                 x = self.dropout_layer(x, training=training)
-            fw_out, fw_h, fw_c = fw(x, mask=mask, training=training)
-            bw_out, bw_h, bw_c = bw(x, mask=mask, training=training)
+            fw_out, *fw_states = fw(x, mask=mask, training=training)
+            bw_out, *bw_states = bw(x, mask=mask, training=training)
             x = ops.concatenate([fw_out, bw_out], axis=-1)  # batch x src_len x 2*units
             final_states.append(
-                (ops.concatenate([fw_h, bw_h], axis=-1), ops.concatenate([fw_c, bw_c], axis=-1))
+                tuple(ops.concatenate([f, b], axis=-1) for f, b in zip(fw_states, bw_states))
             )
         return x, mask, final_states
 
@@ -88,4 +97,5 @@ class BidirectionalEncoder(keras.layers.Layer):
             "num_layers": self.num_layers,
             "units": self.units,
             "dropout": self.dropout,
+            "cell_type": self.cell_type,
         }

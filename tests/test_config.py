@@ -51,7 +51,7 @@ def test_unknown_field_in_config_file_names_the_field():
     ],
 )
 def test_bad_values_name_the_field(field, value, message):
-    config = _parse()
+    config = _parse("--config.model.bridge=copy", "--config.model.encoder_units=128")
     group, name = field.split(".")
     config[group][name] = value
     with pytest.raises(config_lib.ConfigError, match=message):

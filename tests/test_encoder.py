@@ -34,3 +34,17 @@ def test_config_round_trip():
     encoder = BidirectionalEncoder(30, 8, 2, 6, dropout=0.2)
     clone = BidirectionalEncoder.from_config(encoder.get_config())
     assert (clone.num_layers, clone.units, clone.dropout) == (2, 6, 0.2)
+
+
+def test_single_state_cells_return_one_state_per_layer():
+    encoder = BidirectionalEncoder(30, 8, 2, 6, cell_type="gru")
+    alone = tf.constant([[5, 9, 7, 3]])
+    batch = tf.constant([[5, 9, 7, 3, 0, 0], [4, 5, 6, 7, 8, 3]])
+    memory_alone, _, states_alone = encoder(alone)
+    memory_batch, _, states_batch = encoder(batch)
+    np.testing.assert_allclose(memory_alone[0], memory_batch[0, :4], atol=1e-6)
+    assert [len(s) for s in states_batch] == [1, 1]  # (h,) per layer, fw and bw concatenated
+    for (h1,), (h2,) in zip(states_alone, states_batch):
+        assert h2.shape == (2, 12)
+        np.testing.assert_allclose(h1[0], h2[0], atol=1e-6)
+    assert BidirectionalEncoder.from_config(encoder.get_config()).cell_type == "gru"
