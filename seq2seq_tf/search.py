@@ -14,8 +14,8 @@ length has length n.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
+from typing import NamedTuple
 
 import tensorflow as tf
 
@@ -25,8 +25,7 @@ StepFn = Callable[[tf.Tensor, object], tuple[tf.Tensor, object]]
 _NEG_INF = -1e9
 
 
-@dataclasses.dataclass(frozen=True)
-class Hypotheses:
+class Hypotheses(NamedTuple):
     """Search results; `n` is 1 for greedy and sampling, the n-best size for beam.
 
     ids: `[batch, n, steps]` int32, PAD after the end (EOS kept where produced).
@@ -40,7 +39,7 @@ class Hypotheses:
     lengths: tf.Tensor
     scores: tf.Tensor
     log_probs: tf.Tensor
-    alignments: tf.Tensor | None = None
+    alignments: tf.Tensor | None = None  # a NamedTuple so tf.function can return it
 
 
 def max_target_lengths(source_lengths, ratio: float, offset: int, cap: int):
@@ -65,7 +64,7 @@ def coverage_penalty(coverage, source_mask, beta: float):
     return beta * tf.reduce_sum(tf.where(source_mask, covered, 0.0), axis=-1)
 
 
-def _decode_loop(step_fn, initial_state, max_lengths, choose, with_alignments):
+def _decode_loop(step_fn, initial_state, max_lengths, choose, with_alignments, max_steps):
     """The shared one-hypothesis-per-sentence loop of greedy search and sampling.
 
     `choose(t, log_probs [batch, vocab]) -> ids [batch]` picks each next token.
@@ -73,6 +72,8 @@ def _decode_loop(step_fn, initial_state, max_lengths, choose, with_alignments):
     max_lengths = tf.convert_to_tensor(max_lengths, tf.int32)
     batch = tf.shape(max_lengths)[0]
     limit = tf.reduce_max(max_lengths)
+    steps = limit if max_steps is None else max_steps
+    src_len = tf.shape(initial_state["mask"])[1] if with_alignments else 1
 
     def cond(t, ids, finished, *_):
         return (t < limit) & ~tf.reduce_all(finished)
@@ -99,19 +100,35 @@ def _decode_loop(step_fn, initial_state, max_lengths, choose, with_alignments):
         tf.zeros([batch], tf.int32),
         tf.zeros([batch], tf.float32),
         initial_state,
-        tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None]),
-        tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None, None]),
+        _buffer(tf.int32, steps, tf.zeros([batch], tf.int32) + PAD_ID),
+        _buffer(tf.float32, steps, tf.zeros([batch, src_len])),
     )
-    _, _, _, lengths, scores, _, outputs, aligned = tf.while_loop(cond, body, start)
-    ids = tf.reshape(tf.transpose(outputs.stack(), [1, 0]), [batch, 1, -1])
+    t, _, _, lengths, scores, _, outputs, aligned = tf.while_loop(
+        cond, body, start, maximum_iterations=steps
+    )
+    ids = tf.transpose(outputs.stack(), [1, 0])[:, None]  # batch x 1 x steps
     alignments = None
     if with_alignments:
         alignments = tf.transpose(aligned.stack(), [1, 0, 2])[:, None]  # batch x 1 x steps x src
+    if max_steps is None:  # dynamic shapes: keep only the steps that ran
+        ids = ids[:, :, :t]
+        alignments = None if alignments is None else alignments[:, :, :t]
     return Hypotheses(ids, lengths[:, None], scores[:, None], scores[:, None], alignments)
 
 
+def _buffer(dtype, steps, fill):
+    """A TensorArray of `steps` elements preset to `fill` (steps not reached keep it)."""
+    return tf.TensorArray(dtype, size=steps, element_shape=fill.shape).unstack(
+        tf.repeat(fill[None], steps, axis=0)
+    )
+
+
 def greedy_search(
-    step_fn: StepFn, initial_state, max_lengths, with_alignments: bool = False
+    step_fn: StepFn,
+    initial_state,
+    max_lengths,
+    with_alignments: bool = False,
+    max_steps: int | None = None,
 ) -> Hypotheses:
     """Batched greedy decoding from BOS until EOS or each sentence's max length.
 
@@ -120,6 +137,8 @@ def greedy_search(
         initial_state: nested state for `batch` sentences.
         max_lengths: `[batch]` int32, most pieces to produce per sentence (EOS included).
         with_alignments: also return each step's attention weights.
+        max_steps: a Python int bound on max_lengths; outputs are then padded to
+            exactly this many steps, so shapes are static and XLA can compile it.
     """
     return _decode_loop(
         step_fn,
@@ -127,6 +146,7 @@ def greedy_search(
         max_lengths,
         lambda t, log_probs: tf.argmax(log_probs, axis=-1, output_type=tf.int32),
         with_alignments,
+        max_steps,
     )
 
 
@@ -138,6 +158,7 @@ def sample_search(
     top_k=0,
     top_p=1.0,
     seed=0,
+    max_steps: int | None = None,
 ) -> Hypotheses:
     """Ancestral sampling with temperature, top-k and nucleus (top-p) filtering.
 
@@ -149,6 +170,7 @@ def sample_search(
         top_k: keep the k most likely pieces (0 keeps all).
         top_p: keep the smallest set of pieces whose probability reaches p (1 keeps all).
         seed: int seed.
+        max_steps: static bound on max_lengths (see `greedy_search`).
     """
     temperature = tf.maximum(tf.cast(temperature, tf.float32), 1e-8)
     top_k = tf.cast(top_k, tf.int32)
@@ -172,7 +194,13 @@ def sample_search(
         step_seed = tf.stack([seed, t])
         return tf.random.stateless_categorical(logits, 1, seed=step_seed, dtype=tf.int32)[:, 0]
 
-    return _decode_loop(step_fn, initial_state, max_lengths, choose, with_alignments=False)
+    return _decode_loop(step_fn, initial_state, max_lengths, choose, False, max_steps)
+
+
+def _static_or_tensor(value):
+    """A Python int when the value is known while tracing (static shapes), else a tensor."""
+    static = tf.get_static_value(value)
+    return int(static) if static is not None else tf.convert_to_tensor(value, tf.int32)
 
 
 def _tile(tensor, beam_size):
@@ -196,6 +224,7 @@ def beam_search(
     length_penalty_alpha: float = 0.0,
     coverage_penalty_beta: float = 0.0,
     n_best=1,
+    max_steps: int | None = None,
 ) -> Hypotheses:
     """Batched beam search with GNMT length and coverage penalties.
 
@@ -213,14 +242,18 @@ def beam_search(
         length_penalty_alpha: GNMT alpha (0 = rank by log-probability).
         coverage_penalty_beta: GNMT beta (0 = off); needs state["alignment"].
         n_best: hypotheses returned per sentence, best first (<= beam_size).
+        max_steps: static bound on max_lengths (see `greedy_search`); with it and a
+            Python-int beam_size every shape is static and XLA can compile the search.
 
     Returns:
         Hypotheses with n = n_best, sorted by score.
     """
     max_lengths = tf.convert_to_tensor(max_lengths, tf.int32)
-    beam_size = tf.convert_to_tensor(beam_size, tf.int32)
+    beam_size = _static_or_tensor(beam_size)
     batch = tf.shape(max_lengths)[0]
     limit = tf.reduce_max(max_lengths)
+    steps = limit if max_steps is None else max_steps
+    positions = tf.range(steps)  # where each step's token is written in the id buffers
     use_coverage = coverage_penalty_beta > 0
     state = tf.nest.map_structure(lambda s: _tile(s, beam_size), initial_state)
     beam_max = tf.reshape(_tile(max_lengths, beam_size), [batch, beam_size])
@@ -243,7 +276,8 @@ def beam_search(
         top_log_probs, top_index = tf.math.top_k(tf.reshape(candidates, [batch, -1]), beam_size)
         beam_index = top_index // vocab  # batch x beam: which live hypothesis it extends
         token = top_index % vocab
-        top_ids = tf.concat([tf.gather(alive_ids, beam_index, batch_dims=1), token[..., None]], -1)
+        top_ids = tf.gather(alive_ids, beam_index, batch_dims=1)  # batch x beam x steps
+        top_ids = tf.where(positions == t, token[..., None], top_ids)
         if use_coverage:
             coverage += tf.cast(state["alignment"], tf.float32)
             coverage = _gather_beams(coverage, beam_index, batch, beam_size)
@@ -258,9 +292,8 @@ def beam_search(
             penalty = coverage_penalty(coverage, state["mask"], coverage_penalty_beta)
             scores += tf.reshape(penalty, [batch, beam_size])
         # Merge the newly finished into the finished set; keep the best beam_size.
-        pad = tf.fill([batch, beam_size, 1], PAD_ID)
         merged = {
-            "ids": tf.concat([tf.concat([fin["ids"], pad], -1), top_ids], axis=1),
+            "ids": tf.concat([fin["ids"], top_ids], axis=1),
             "scores": tf.concat([fin["scores"], tf.where(ended, scores, _NEG_INF)], axis=1),
             "log_probs": tf.concat([fin["log_probs"], top_log_probs], axis=1),
             "lengths": tf.concat([fin["lengths"], t + 1 - tf.cast(ended_eos, tf.int32)], axis=1),
@@ -271,7 +304,7 @@ def beam_search(
         return t + 1, token, top_ids, alive_log_probs, state, coverage, fin
 
     finished = {
-        "ids": tf.fill([batch, beam_size, 0], PAD_ID),
+        "ids": tf.fill([batch, beam_size, steps], PAD_ID),
         "scores": tf.fill([batch, beam_size], _NEG_INF),
         "log_probs": tf.fill([batch, beam_size], _NEG_INF),
         "lengths": tf.zeros([batch, beam_size], tf.int32),
@@ -279,21 +312,28 @@ def beam_search(
     start = (
         tf.constant(0),
         tf.fill([batch, beam_size], BOS_ID),
-        tf.fill([batch, beam_size, 0], BOS_ID),
+        tf.fill([batch, beam_size, steps], PAD_ID),
         tf.tile(first[None], [batch, 1]),  # one live hypothesis per sentence to start
         state,
         tf.zeros([batch * beam_size, src_len]),
         finished,
     )
-    # Every loop tensor may change its batch and step sizes; the rest of a shape stays.
-    invariants = tf.nest.map_structure(lambda v: tf.TensorShape([None] * v.shape.rank), start)
-    invariants = (
-        *invariants[:4],
-        tf.nest.map_structure(lambda v: tf.TensorShape([None]).concatenate(v.shape[1:]), state),
-        *invariants[5:],
+    # The batch dimension may lose its static size inside the loop; the rest stays.
+    invariants = tf.nest.map_structure(
+        lambda v: v.shape if v.shape.rank == 0 else tf.TensorShape([None]).concatenate(v.shape[1:]),
+        start,
     )
-    *_, fin = tf.while_loop(cond, body, start, shape_invariants=invariants)
-    n_best = tf.minimum(tf.convert_to_tensor(n_best, tf.int32), beam_size)
+    t, *_, fin = tf.while_loop(
+        cond, body, start, shape_invariants=invariants, maximum_iterations=steps
+    )
+    if max_steps is None:  # dynamic shapes: keep only the steps that ran
+        fin = {**fin, "ids": fin["ids"][:, :, :t]}
+    n_best = _static_or_tensor(n_best)
+    n_best = (
+        min(n_best, beam_size)
+        if isinstance(n_best + beam_size, int)
+        else tf.minimum(n_best, beam_size)
+    )
     return Hypotheses(
         ids=fin["ids"][:, :n_best],
         lengths=fin["lengths"][:, :n_best],
