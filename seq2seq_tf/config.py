@@ -21,7 +21,8 @@ model.encoder_units               units per direction in each encoder layer
 model.decoder_layers              stacked LSTM layers in the decoder
 model.decoder_units               units of each decoder layer
 model.attention_units             width of the attention vector fed back (input feeding)
-model.attention_scaled            learned score scale, starts at 1/sqrt(decoder_units)
+model.attention                   luong_general|luong_dot|luong_concat|bahdanau|bahdanau_normalized
+model.attention_scaled            learned dot/general score scale, starts at 1/sqrt(decoder_units)
 model.bridge                      encoder final state -> decoder initial state: zeros | copy | dense
 model.dropout                     dropout on embeddings and between layers
 
@@ -43,6 +44,8 @@ decode.max_length                 hard cap on target pieces
 from __future__ import annotations
 
 import ml_collections
+
+from seq2seq_tf.attention import ATTENTION_TYPES
 
 _SCHEDULES = ("constant", "cosine")
 _BRIDGES = ("zeros", "copy", "dense")
@@ -76,6 +79,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.model.decoder_layers = 2
     config.model.decoder_units = 512
     config.model.attention_units = 512
+    config.model.attention = "luong_general"
     config.model.attention_scaled = True
     config.model.bridge = "copy"
     config.model.dropout = 0.3
@@ -140,6 +144,17 @@ def validate(config: ml_collections.ConfigDict, *, need_data: bool = True) -> No
         "attention_units",
     ):
         _require(int(m[name]) > 0, f"model.{name}", "must be positive")
+    _require(
+        m.attention in ATTENTION_TYPES,
+        "model.attention",
+        f"must be one of {ATTENTION_TYPES}, got {m.attention!r}",
+    )
+    if m.attention == "luong_dot":
+        _require(
+            2 * m.encoder_units == m.decoder_units,
+            "model.attention",
+            "luong_dot needs 2 * encoder_units == decoder_units; use luong_general",
+        )
     _require(m.bridge in _BRIDGES, "model.bridge", f"must be one of {_BRIDGES}, got {m.bridge!r}")
     if m.bridge == "copy":
         _require(

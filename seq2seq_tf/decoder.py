@@ -24,7 +24,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from seq2seq_tf.attention import LuongAttention
+from seq2seq_tf.attention import make_attention
 from seq2seq_tf.cells import LSTMCell
 
 
@@ -49,6 +49,7 @@ class AttentionDecoder(keras.layers.Layer):
         attention_units: int,
         attention_scaled: bool = True,
         dropout: float = 0.0,
+        attention_type: str = "luong_general",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -58,13 +59,14 @@ class AttentionDecoder(keras.layers.Layer):
         self.units = units
         self.attention_units = attention_units
         self.attention_scaled = attention_scaled
+        self.attention_type = attention_type
         self.dropout = dropout
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
         # One attribute per cell: TF checkpoints do not see layers held in Keras lists.
         for i in range(num_layers):
             setattr(self, f"cell_{i}", LSTMCell(units, name=f"cell_{i}"))
         self.cells = tuple(getattr(self, f"cell_{i}") for i in range(num_layers))
-        self.attention = LuongAttention(units, scaled=attention_scaled, name="attention")
+        self.attention = make_attention(attention_type, units, attention_scaled)
         self.attention_layer = keras.layers.Dense(
             attention_units, activation="tanh", use_bias=False, name="attention_layer"
         )
@@ -155,5 +157,6 @@ class AttentionDecoder(keras.layers.Layer):
             "units": self.units,
             "attention_units": self.attention_units,
             "attention_scaled": self.attention_scaled,
+            "attention_type": self.attention_type,
             "dropout": self.dropout,
         }

@@ -23,8 +23,8 @@ class Seq2Seq(keras.Model):
     Args:
         vocab_size: size of the (joint) vocabulary.
         embedding_dim, encoder_layers, encoder_units, decoder_layers,
-        decoder_units, attention_units, attention_scaled, dropout: see
-            seq2seq_tf/config.py.
+        decoder_units, attention_units, attention_scaled, dropout, attention_type:
+            see seq2seq_tf/config.py (attention_type is `model.attention` there).
         bridge: how the decoder starts from the encoder's final states:
             "zeros" (it does not), "copy" (layer i gets encoder layer i's
             concatenated fw/bw state; sizes must match) or "dense" (one learned
@@ -50,6 +50,7 @@ class Seq2Seq(keras.Model):
         bridge: str = "copy",
         attention_scaled: bool = True,
         dropout: float = 0.0,
+        attention_type: str = "luong_general",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -62,6 +63,7 @@ class Seq2Seq(keras.Model):
         self.attention_units = attention_units
         self.bridge = bridge
         self.attention_scaled = attention_scaled
+        self.attention_type = attention_type
         self.dropout = dropout
         self.encoder = BidirectionalEncoder(
             vocab_size, embedding_dim, encoder_layers, encoder_units, dropout, name="encoder"
@@ -74,6 +76,7 @@ class Seq2Seq(keras.Model):
             attention_units,
             attention_scaled,
             dropout,
+            attention_type,
             name="decoder",
         )
         if bridge == "dense":
@@ -127,6 +130,7 @@ class Seq2Seq(keras.Model):
             "attention_units": self.attention_units,
             "bridge": self.bridge,
             "attention_scaled": self.attention_scaled,
+            "attention_type": self.attention_type,
             "dropout": self.dropout,
         }
 
@@ -144,6 +148,7 @@ def build_model(config: ml_collections.ConfigDict, vocab_size: int) -> Seq2Seq:
         bridge=config.bridge,
         attention_scaled=config.attention_scaled,
         dropout=config.dropout,
+        attention_type=config.attention,
     )
 
 

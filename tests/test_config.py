@@ -44,6 +44,7 @@ def test_unknown_field_in_config_file_names_the_field():
     "field,value,message",
     [
         ("model.bridge", "sideways", "model.bridge"),
+        ("model.attention", "cosine", "model.attention"),
         ("model.dropout", 1.5, "model.dropout"),
         ("train.lr_schedule", "zigzag", "train.lr_schedule"),
         ("data.bucket_boundaries", (5, 3), "data.bucket_boundaries"),

@@ -1,13 +1,16 @@
 """Decoder: the whole-sequence call and repeated step calls agree."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
+from seq2seq_tf.attention import ATTENTION_TYPES
 from seq2seq_tf.model import Seq2Seq
 
 
-def test_call_equals_repeated_step():
-    model = Seq2Seq(40, 8, 2, 6, 2, 12, 10, bridge="copy", dropout=0.3)
+@pytest.mark.parametrize("attention", ATTENTION_TYPES)
+def test_call_equals_repeated_step(attention):
+    model = Seq2Seq(40, 8, 2, 6, 2, 12, 10, bridge="copy", dropout=0.3, attention_type=attention)
     source = tf.constant([[5, 6, 7, 3, 0], [4, 5, 6, 7, 3]])
     target_in = tf.constant([[2, 9, 10, 11, 12], [2, 12, 13, 0, 0]])
     logits = model((source, target_in), training=False)
