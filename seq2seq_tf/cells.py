@@ -65,6 +65,8 @@ class RecurrentCell(keras.layers.Layer):
     """
 
     num_states = 1
+    # project_inputs is x W + b (the decoder splits W by input rows to hoist part of it).
+    affine_inputs = True
 
     def __init__(
         self,
@@ -338,6 +340,8 @@ class LayerNormLSTMCell(LSTMCell):
 
     States are `[h, c]`; returns `(h, [h, c])`.
     """
+
+    affine_inputs = False  # LN_x(x W) does not split over input rows
 
     def __init__(self, units: int, norm_epsilon: float = 1e-3, **kwargs):
         super().__init__(units, **kwargs)

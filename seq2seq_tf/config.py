@@ -23,6 +23,13 @@ model.decoder_units               units of each decoder layer
 model.attention_units             width of the attention vector fed back (input feeding)
 model.attention                   luong_general|luong_dot|luong_concat|bahdanau|bahdanau_normalized
 model.attention_scaled            learned dot/general score scale, starts at 1/sqrt(decoder_units)
+model.encoder_cell / decoder_cell lstm|gru|gru_reset_before|simple_rnn|layer_norm_lstm
+model.input_feeding               feed the previous attention vector to the first decoder layer
+model.encoder_residual            residual connections between encoder layers (from the 2nd up)
+model.decoder_residual            residual connections between decoder layers (from the 2nd up)
+model.tie_embeddings              output projection = target embedding^T (attention_units ==
+                                  embedding_dim)
+model.share_embeddings            one embedding for source and target (joint vocabulary)
 model.bridge                      encoder final state -> decoder initial state: zeros | copy | dense
 model.dropout                     dropout on embeddings and between layers
 
@@ -46,9 +53,11 @@ from __future__ import annotations
 import ml_collections
 
 from seq2seq_tf.attention import ATTENTION_TYPES
+from seq2seq_tf.cells import CELL_TYPES
 
 _SCHEDULES = ("constant", "cosine")
 _BRIDGES = ("zeros", "copy", "dense")
+_STATES = {"lstm": 2, "layer_norm_lstm": 2, "gru": 1, "gru_reset_before": 1, "simple_rnn": 1}
 
 
 class ConfigError(ValueError):
@@ -81,6 +90,13 @@ def default_config() -> ml_collections.ConfigDict:
     config.model.attention_units = 512
     config.model.attention = "luong_general"
     config.model.attention_scaled = True
+    config.model.encoder_cell = "lstm"
+    config.model.decoder_cell = "lstm"
+    config.model.input_feeding = True
+    config.model.encoder_residual = False
+    config.model.decoder_residual = False
+    config.model.tie_embeddings = False
+    config.model.share_embeddings = False
     config.model.bridge = "copy"
     config.model.dropout = 0.3
 
@@ -156,12 +172,23 @@ def validate(config: ml_collections.ConfigDict, *, need_data: bool = True) -> No
             "luong_dot needs 2 * encoder_units == decoder_units; use luong_general",
         )
     _require(m.bridge in _BRIDGES, "model.bridge", f"must be one of {_BRIDGES}, got {m.bridge!r}")
+    for name in ("encoder_cell", "decoder_cell"):
+        _require(m[name] in CELL_TYPES, f"model.{name}", f"must be one of {CELL_TYPES}")
     if m.bridge == "copy":
         _require(
-            m.encoder_layers == m.decoder_layers and 2 * m.encoder_units == m.decoder_units,
+            m.encoder_layers == m.decoder_layers
+            and 2 * m.encoder_units == m.decoder_units
+            and _STATES[m.encoder_cell] == _STATES[m.decoder_cell],
             "model.bridge",
-            "'copy' needs encoder_layers == decoder_layers and 2 * encoder_units == "
-            "decoder_units; use 'dense' or 'zeros'",
+            "'copy' needs encoder_layers == decoder_layers, 2 * encoder_units == "
+            "decoder_units and cells with the same states (LSTM-like or GRU-like); "
+            "use 'dense' or 'zeros'",
+        )
+    if m.tie_embeddings:
+        _require(
+            m.attention_units == m.embedding_dim,
+            "model.tie_embeddings",
+            "needs attention_units == embedding_dim",
         )
     _require(0.0 <= m.dropout < 1.0, "model.dropout", "must be in [0, 1)")
     _require(int(t.num_steps) > 0, "train.num_steps", "must be positive")

@@ -25,7 +25,7 @@ import tensorflow as tf
 from keras import ops
 
 from seq2seq_tf.attention import make_attention
-from seq2seq_tf.cells import LSTMCell
+from seq2seq_tf.cells import make_cell
 
 
 @keras.saving.register_keras_serializable(package="seq2seq_tf")
@@ -33,10 +33,18 @@ class AttentionDecoder(keras.layers.Layer):
     """Args:
     vocab_size: target vocabulary size.
     embedding_dim: embedding width.
-    num_layers: stacked LSTM layers.
+    num_layers: stacked recurrent layers.
     units: units of each layer.
     attention_units: width of the attention vector a_t.
+    attention_scaled: learn a scale for dot/general scores (starts at 1/sqrt(units)).
     dropout: dropout on embeddings, between layers and on a_t before the output.
+    attention_type: one of attention.ATTENTION_TYPES (scores against the top layer's h_t).
+    cell_type: recurrent cell of every layer (see cells.make_cell).
+    input_feeding: feed a_{t-1} to the first layer with the embedding (Luong).
+    residual: add each layer's input to its output from the second layer up (GNMT).
+    tie_embeddings: the output projection reuses the target embedding matrix
+        (needs attention_units == embedding_dim).
+    embedding: an Embedding layer to use (shared with the encoder), or None for its own.
     **kwargs: forwarded to `keras.layers.Layer`.
     """
 
@@ -50,9 +58,19 @@ class AttentionDecoder(keras.layers.Layer):
         attention_scaled: bool = True,
         dropout: float = 0.0,
         attention_type: str = "luong_general",
+        cell_type: str = "lstm",
+        input_feeding: bool = True,
+        residual: bool = False,
+        tie_embeddings: bool = False,
+        embedding: keras.layers.Embedding | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if tie_embeddings and attention_units != embedding_dim:
+            raise ValueError(
+                f"tie_embeddings needs attention_units ({attention_units}) == "
+                f"embedding_dim ({embedding_dim})"
+            )
         self.vocab_size = vocab_size
         self.embedding_dim = embedding_dim
         self.num_layers = num_layers
@@ -61,27 +79,40 @@ class AttentionDecoder(keras.layers.Layer):
         self.attention_scaled = attention_scaled
         self.attention_type = attention_type
         self.dropout = dropout
-        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
+        self.cell_type = cell_type
+        self.input_feeding = input_feeding
+        self.residual = residual
+        self.tie_embeddings = tie_embeddings
+        self.embedding = embedding or keras.layers.Embedding(
+            vocab_size, embedding_dim, name="embedding"
+        )
         # One attribute per cell: TF checkpoints do not see layers held in Keras lists.
         for i in range(num_layers):
-            setattr(self, f"cell_{i}", LSTMCell(units, name=f"cell_{i}"))
+            setattr(self, f"cell_{i}", make_cell(cell_type, units, name=f"cell_{i}"))
         self.cells = tuple(getattr(self, f"cell_{i}") for i in range(num_layers))
         self.attention = make_attention(attention_type, units, attention_scaled)
         self.attention_layer = keras.layers.Dense(
             attention_units, activation="tanh", use_bias=False, name="attention_layer"
         )
-        self.output_layer = keras.layers.Dense(vocab_size, name="output_layer")
+        if not tie_embeddings:
+            self.output_layer = keras.layers.Dense(vocab_size, name="output_layer")
         self.dropout_layer = keras.layers.Dropout(dropout)
 
     def build(self, memory_dim: int):
         """Builds all weights; `memory_dim` is the encoder output width."""
         self.embedding.build((None,))
-        self.cells[0].build((None, self.embedding_dim + self.attention_units))
+        first_input = self.embedding_dim + (self.attention_units if self.input_feeding else 0)
+        self.cells[0].build((None, first_input))
         for cell in self.cells[1:]:
             cell.build((None, self.units))
         self.attention.build((None, None, memory_dim))
         self.attention_layer.build((None, memory_dim + self.units))
-        self.output_layer.build((None, self.attention_units))
+        if self.tie_embeddings:
+            self.output_bias = self.add_weight(
+                shape=(self.vocab_size,), initializer="zeros", name="output_bias"
+            )
+        else:
+            self.output_layer.build((None, self.attention_units))
         self.built = True
 
     def initial_state(self, memory, mask, cell_states) -> dict:
@@ -90,53 +121,82 @@ class AttentionDecoder(keras.layers.Layer):
         Args:
             memory: `[batch, src_len, mem_dim]` encoder outputs.
             mask: `[batch, src_len]` bool.
-            cell_states: per layer `(h, c)`, each `[batch, units]` (from the bridge).
+            cell_states: per layer a tuple of the cell's states, each `[batch, units]`.
         """
         batch = ops.shape(memory)[0]
         return {
             "cells": [tuple(s) for s in cell_states],
             "feed": ops.zeros((batch, self.attention_units), dtype=memory.dtype),
             "memory": memory,
-            "keys": self.attention.prepare(memory),  # batch x src_len x units
+            "keys": self.attention.prepare(memory),  # batch x src_len x k
             "mask": mask,
             "alignment": ops.zeros(ops.shape(mask), dtype=memory.dtype),  # last step's weights
         }
 
-    def _embed_projection(self, ids, training):
-        """Embedding part of the first layer's input projection: `[..., 4 * units]`."""
-        emb = self.dropout_layer(self.embedding(ids), training=training)
-        kernel = self.cells[0].kernel[: self.embedding_dim]
-        return ops.matmul(emb, kernel) + self.cells[0].bias
+    def _hoisted(self) -> bool:
+        """Whether the embedding part of the first projection can leave the loop."""
+        return getattr(self.cells[0], "affine_inputs", True)
 
-    def _advance(self, embed_projection, state, training):
-        """One decoder step from the embedding projection; returns (a_t, new state, weights)."""
-        feed_kernel = self.cells[0].kernel[self.embedding_dim :]
-        z = embed_projection + ops.matmul(state["feed"], feed_kernel)
-        x, first = self.cells[0].recurrent_step(z, state["cells"][0])
-        new_cells = [tuple(first)]
+    def _embed(self, ids, training):
+        """Embeddings, and their part of the first layer's input projection when hoisted.
+
+        For cells whose input projection is affine (x W + b), [e; f] W + b splits
+        into e W_e + b, computed for all steps at once, and f W_f per step.
+        """
+        emb = self.dropout_layer(self.embedding(ids), training=training)
+        cell = self.cells[0]
+        if not self._hoisted():
+            return emb
+        if not self.input_feeding:
+            return cell.project_inputs(emb)
+        bias = cell.project_inputs(ops.zeros((1, cell.kernel.shape[0]), emb.dtype))[0]
+        return ops.matmul(emb, ops.cast(cell.kernel[: self.embedding_dim], emb.dtype)) + bias
+
+    def _advance(self, embedded, state, training):
+        """One decoder step from `_embed`'s output; returns (a_t, new state, weights)."""
+        first = self.cells[0]
+        if not self._hoisted():
+            x = embedded
+            if self.input_feeding:
+                x = ops.concatenate([embedded, state["feed"]], axis=-1)
+            z = first.project_inputs(x)
+        elif self.input_feeding:
+            feed_kernel = ops.cast(first.kernel[self.embedding_dim :], embedded.dtype)
+            z = embedded + ops.matmul(state["feed"], feed_kernel)
+        else:
+            z = embedded
+        x, new = first.recurrent_step(z, list(state["cells"][0]))
+        new_cells = [tuple(new)]
         for cell, cell_state in zip(self.cells[1:], state["cells"][1:]):
-            x, new = cell(self.dropout_layer(x, training=training), cell_state)
+            out, new = cell(self.dropout_layer(x, training=training), list(cell_state))
+            x = out + x if self.residual else out
             new_cells.append(tuple(new))
         context, weights = self.attention(x, state["keys"], state["memory"], state["mask"])
         feed = self.attention_layer(ops.concatenate([context, x], axis=-1))  # batch x attn_units
         new_state = {**state, "cells": new_cells, "feed": feed, "alignment": weights}
         return feed, new_state, weights
 
+    def _logits(self, feed, training):
+        feed = self.dropout_layer(feed, training=training)
+        if self.tie_embeddings:
+            matrix = ops.cast(self.embedding.embeddings, feed.dtype)
+            return ops.matmul(feed, ops.transpose(matrix)) + ops.cast(self.output_bias, feed.dtype)
+        return self.output_layer(feed)
+
     def step(self, ids, state, training=False):
         """One token: ids `[batch]` -> logits `[batch, vocab]`, new state."""
-        feed, state, _ = self._advance(self._embed_projection(ids, training), state, training)
-        logits = self.output_layer(self.dropout_layer(feed, training=training))
-        return logits, state
+        feed, state, _ = self._advance(self._embed(ids, training), state, training)
+        return self._logits(feed, training), state
 
     def call(self, target_in, state, training=None):
         """Teacher forcing: target_in `[batch, tgt_len]` -> logits `[batch, tgt_len, vocab]`."""
-        projected = self._embed_projection(target_in, training)  # batch x tgt_len x 4*units
-        projected = tf.transpose(projected, [1, 0, 2])  # time-major for the loop
-        steps = tf.shape(projected)[0]
-        feeds = tf.TensorArray(projected.dtype, size=steps)
+        embedded = self._embed(target_in, training)  # batch x tgt_len x (gates or emb)
+        embedded = tf.transpose(embedded, [1, 0, 2])  # time-major for the loop
+        steps = tf.shape(embedded)[0]
+        feeds = tf.TensorArray(embedded.dtype, size=steps)
 
         def body(t, loop_state, feeds):
-            feed, loop_state, _ = self._advance(projected[t], loop_state, training)
+            feed, loop_state, _ = self._advance(embedded[t], loop_state, training)
             return t + 1, loop_state, feeds.write(t, feed)
 
         _, _, feeds = tf.while_loop(
@@ -146,7 +206,7 @@ class AttentionDecoder(keras.layers.Layer):
             maximum_iterations=steps,  # lets XLA size the TensorArray
         )
         feeds = tf.transpose(feeds.stack(), [1, 0, 2])  # batch x tgt_len x attn_units
-        return self.output_layer(self.dropout_layer(feeds, training=training))
+        return self._logits(feeds, training)
 
     def get_config(self):
         return {
@@ -159,4 +219,8 @@ class AttentionDecoder(keras.layers.Layer):
             "attention_scaled": self.attention_scaled,
             "attention_type": self.attention_type,
             "dropout": self.dropout,
+            "cell_type": self.cell_type,
+            "input_feeding": self.input_feeding,
+            "residual": self.residual,
+            "tie_embeddings": self.tie_embeddings,
         }

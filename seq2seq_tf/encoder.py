@@ -20,6 +20,8 @@ class BidirectionalEncoder(keras.layers.Layer):
         units: units per direction; outputs are `2 * units` wide.
         dropout: dropout on the embeddings and between layers.
         cell_type: recurrent cell, see `seq2seq_tf.cells.make_cell`.
+        residual: add each layer's input to its output from the second layer up (GNMT).
+        embedding: an Embedding layer to use (shared with the decoder), or None for its own.
         **kwargs: forwarded to `keras.layers.Layer`.
 
     Call arguments:
@@ -41,6 +43,8 @@ class BidirectionalEncoder(keras.layers.Layer):
         units: int,
         dropout: float = 0.0,
         cell_type: str = "lstm",
+        residual: bool = False,
+        embedding: keras.layers.Embedding | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -50,7 +54,10 @@ class BidirectionalEncoder(keras.layers.Layer):
         self.units = units
         self.dropout = dropout
         self.cell_type = cell_type
-        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
+        self.residual = residual
+        self.embedding = embedding or keras.layers.Embedding(
+            vocab_size, embedding_dim, name="embedding"
+        )
         # One attribute per layer: TF checkpoints do not see layers held in Keras lists.
         for i in range(num_layers):
             setattr(
@@ -83,7 +90,8 @@ class BidirectionalEncoder(keras.layers.Layer):
                 x = self.dropout_layer(x, training=training)
             fw_out, *fw_states = fw(x, mask=mask, training=training)
             bw_out, *bw_states = bw(x, mask=mask, training=training)
-            x = ops.concatenate([fw_out, bw_out], axis=-1)  # batch x src_len x 2*units
+            out = ops.concatenate([fw_out, bw_out], axis=-1)  # batch x src_len x 2*units
+            x = out + x if self.residual and i > 0 else out
             final_states.append(
                 tuple(ops.concatenate([f, b], axis=-1) for f, b in zip(fw_states, bw_states))
             )
@@ -98,4 +106,5 @@ class BidirectionalEncoder(keras.layers.Layer):
             "units": self.units,
             "dropout": self.dropout,
             "cell_type": self.cell_type,
+            "residual": self.residual,
         }

@@ -23,12 +23,15 @@ class Seq2Seq(keras.Model):
     Args:
         vocab_size: size of the (joint) vocabulary.
         embedding_dim, encoder_layers, encoder_units, decoder_layers,
-        decoder_units, attention_units, attention_scaled, dropout, attention_type:
-            see seq2seq_tf/config.py (attention_type is `model.attention` there).
+        decoder_units, attention_units, attention_scaled, dropout, attention_type,
+            encoder_cell, decoder_cell, input_feeding, encoder_residual,
+            decoder_residual, tie_embeddings, share_embeddings: see
+            seq2seq_tf/config.py (attention_type is `model.attention` there).
         bridge: how the decoder starts from the encoder's final states:
             "zeros" (it does not), "copy" (layer i gets encoder layer i's
-            concatenated fw/bw state; sizes must match) or "dense" (one learned
-            tanh projection of all encoder final states).
+            concatenated fw/bw states; layers, cell states and sizes must match)
+            or "dense" (one learned tanh projection of all encoder final states
+            to all decoder states, for any cells and sizes).
         **kwargs: forwarded to `keras.Model`.
 
     Call arguments:
@@ -51,6 +54,13 @@ class Seq2Seq(keras.Model):
         attention_scaled: bool = True,
         dropout: float = 0.0,
         attention_type: str = "luong_general",
+        encoder_cell: str = "lstm",
+        decoder_cell: str = "lstm",
+        input_feeding: bool = True,
+        encoder_residual: bool = False,
+        decoder_residual: bool = False,
+        tie_embeddings: bool = False,
+        share_embeddings: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -65,8 +75,26 @@ class Seq2Seq(keras.Model):
         self.attention_scaled = attention_scaled
         self.attention_type = attention_type
         self.dropout = dropout
+        self.encoder_cell = encoder_cell
+        self.decoder_cell = decoder_cell
+        self.input_feeding = input_feeding
+        self.encoder_residual = encoder_residual
+        self.decoder_residual = decoder_residual
+        self.tie_embeddings = tie_embeddings
+        self.share_embeddings = share_embeddings
+        shared = None
+        if share_embeddings:  # one matrix for source and target (joint vocabulary)
+            shared = keras.layers.Embedding(vocab_size, embedding_dim, name="shared_embedding")
         self.encoder = BidirectionalEncoder(
-            vocab_size, embedding_dim, encoder_layers, encoder_units, dropout, name="encoder"
+            vocab_size,
+            embedding_dim,
+            encoder_layers,
+            encoder_units,
+            dropout,
+            cell_type=encoder_cell,
+            residual=encoder_residual,
+            embedding=shared,
+            name="encoder",
         )
         self.decoder = AttentionDecoder(
             vocab_size,
@@ -77,11 +105,18 @@ class Seq2Seq(keras.Model):
             attention_scaled,
             dropout,
             attention_type,
+            cell_type=decoder_cell,
+            input_feeding=input_feeding,
+            residual=decoder_residual,
+            tie_embeddings=tie_embeddings,
+            embedding=shared,
             name="decoder",
         )
+        decoder_sizes = [size for cell in self.decoder.cells for size in cell.state_size]
+        self._decoder_state_sizes = decoder_sizes
         if bridge == "dense":
             self.bridge_layer = keras.layers.Dense(
-                2 * decoder_layers * decoder_units, activation="tanh", name="bridge"
+                sum(decoder_sizes), activation="tanh", name="bridge"
             )
         self.build()
 
@@ -89,19 +124,29 @@ class Seq2Seq(keras.Model):
         self.encoder.build((None, None))
         self.decoder.build(2 * self.encoder_units)
         if self.bridge == "dense":
-            self.bridge_layer.build((None, 2 * self.encoder_layers * 2 * self.encoder_units))
+            encoder_states = len(self.encoder.forward_layers[0].cell.state_size)
+            width = self.encoder_layers * encoder_states * 2 * self.encoder_units
+            self.bridge_layer.build((None, width))
         self.built = True
 
     def _bridge(self, final_states, batch):
-        units = self.decoder_units
+        """Decoder initial cell states from the encoder's final ones (see `bridge`)."""
         if self.bridge == "copy":
             return final_states
         if self.bridge == "dense":
-            flat = ops.concatenate([t for pair in final_states for t in pair], axis=-1)
-            parts = ops.split(self.bridge_layer(flat), 2 * self.decoder_layers, axis=-1)
-            return [(parts[2 * i], parts[2 * i + 1]) for i in range(self.decoder_layers)]
-        zeros = ops.zeros((batch, units), dtype=self.compute_dtype)
-        return [(zeros, zeros) for _ in range(self.decoder_layers)]
+            flat = ops.concatenate([t for layer in final_states for t in layer], axis=-1)
+            parts = ops.split(
+                self.bridge_layer(flat), list(_offsets(self._decoder_state_sizes)), -1
+            )
+        else:
+            parts = [
+                ops.zeros((batch, size), self.compute_dtype) for size in self._decoder_state_sizes
+            ]
+        grouped, start = [], 0
+        for cell in self.decoder.cells:
+            grouped.append(tuple(parts[start : start + len(cell.state_size)]))
+            start += len(cell.state_size)
+        return grouped
 
     def initial_state(self, source_ids, training=None) -> dict:
         """Encodes the source and returns the decoder state before the first token."""
@@ -132,7 +177,22 @@ class Seq2Seq(keras.Model):
             "attention_scaled": self.attention_scaled,
             "attention_type": self.attention_type,
             "dropout": self.dropout,
+            "encoder_cell": self.encoder_cell,
+            "decoder_cell": self.decoder_cell,
+            "input_feeding": self.input_feeding,
+            "encoder_residual": self.encoder_residual,
+            "decoder_residual": self.decoder_residual,
+            "tie_embeddings": self.tie_embeddings,
+            "share_embeddings": self.share_embeddings,
         }
+
+
+def _offsets(sizes):
+    """Split points of a concatenation of pieces of the given sizes."""
+    total = 0
+    for size in sizes[:-1]:
+        total += size
+        yield total
 
 
 def build_model(config: ml_collections.ConfigDict, vocab_size: int) -> Seq2Seq:
@@ -149,6 +209,13 @@ def build_model(config: ml_collections.ConfigDict, vocab_size: int) -> Seq2Seq:
         attention_scaled=config.attention_scaled,
         dropout=config.dropout,
         attention_type=config.attention,
+        encoder_cell=config.encoder_cell,
+        decoder_cell=config.decoder_cell,
+        input_feeding=config.input_feeding,
+        encoder_residual=config.encoder_residual,
+        decoder_residual=config.decoder_residual,
+        tie_embeddings=config.tie_embeddings,
+        share_embeddings=config.share_embeddings,
     )
 
 

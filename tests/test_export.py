@@ -167,3 +167,41 @@ def test_export_refuses_a_mismatched_vocabulary(trained_workdir, toy_data, tmp_p
     )
     with pytest.raises(export.VocabularyMismatchError, match=r"small\.model has \d+ pieces"):
         export.export(trained_workdir, str(tmp_path / "out"), spm_model=other)
+
+
+def test_non_default_combination_exports_and_runs_in_a_fresh_process(toy_data, tmp_path):
+    from conftest import tiny_config
+
+    from seq2seq_tf.train import train_and_evaluate
+
+    config = tiny_config(toy_data, num_steps=10, checkpoint_every=10)
+    config.model.encoder_layers = config.model.decoder_layers = 2
+    config.model.encoder_cell = config.model.decoder_cell = "gru"
+    config.model.attention = "bahdanau_normalized"
+    config.model.encoder_residual = config.model.decoder_residual = True
+    config.model.bridge = "dense"
+    train_and_evaluate(config, str(tmp_path / "run"))
+    path = export.export(str(tmp_path / "run"), str(tmp_path / "export"))
+    model, _ = export.restore_model(str(tmp_path / "run"))
+    translator = export.Translator(
+        model, str(tmp_path / "run" / "spm.model"), config.decode, config.data.max_src_len
+    )
+    expected = [
+        t.decode() for t in translator.translate(tf.constant(SENTENCES))["translations"].numpy()
+    ]
+    script = textwrap.dedent(
+        f"""
+        import json
+        import tensorflow as tf
+        import tensorflow_text  # noqa: F401
+        fn = tf.saved_model.load({path!r}).signatures["serving_default"]
+        out = fn(inputs=tf.constant({SENTENCES!r}))["translations"].numpy()
+        print(json.dumps([t.decode() for t in out]))
+        """
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd="/"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == expected

@@ -54,3 +54,66 @@ def test_config_round_trip():
     assert clone.get_config() == model.get_config()
     assert len(clone.weights) == len(model.weights)
     assert keras.saving.get_registered_object("seq2seq_tf>Seq2Seq") is Seq2Seq
+
+
+VARIANTS = [
+    dict(),  # LSTM, luong_general, input feeding, copy bridge
+    dict(encoder_cell="gru", decoder_cell="gru", attention_type="bahdanau", bridge="copy"),
+    dict(decoder_cell="gru_reset_before", attention_type="luong_dot", bridge="dense"),
+    dict(encoder_cell="simple_rnn", decoder_cell="simple_rnn", attention_type="luong_concat",
+         input_feeding=False, bridge="zeros"),
+    dict(encoder_cell="layer_norm_lstm", decoder_cell="layer_norm_lstm",
+         attention_type="bahdanau_normalized", encoder_residual=True, decoder_residual=True),
+    dict(decoder_cell="layer_norm_lstm", input_feeding=False, bridge="dense"),
+    dict(tie_embeddings=True, share_embeddings=True, decoder_residual=True, bridge="dense",
+         encoder_cell="gru"),
+    dict(input_feeding=False, tie_embeddings=True, encoder_residual=True),
+]  # fmt: skip
+
+
+def _variant(**options):
+    # embedding 12 == attention_units so tied embeddings fit; 2 * 6 == 12 decoder units.
+    return Seq2Seq(40, 12, 2, 6, 2, 12, 12, **options)
+
+
+@pytest.mark.parametrize("options", VARIANTS, ids=lambda o: "-".join(f"{v}" for v in o.values()))
+def test_variant_step_config_checkpoint_and_training(options, tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = _variant(**options)
+    logits = model((SOURCE, TARGET_IN), training=False)
+    state = model.initial_state(SOURCE)
+    for t in range(TARGET_IN.shape[1]):
+        step_logits, state = model.step(TARGET_IN[:, t], state)
+        np.testing.assert_allclose(step_logits, logits[:, t], atol=1e-5)
+    clone = Seq2Seq.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    np.testing.assert_allclose(clone((SOURCE, TARGET_IN)), logits, atol=1e-6)
+    restored = Seq2Seq.from_config(model.get_config())
+    path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
+    tf.train.Checkpoint(model=restored).restore(path).assert_consumed()
+    np.testing.assert_array_equal(restored((SOURCE, TARGET_IN)), logits)
+    # A few Adam steps on one batch lower the loss.
+    optimizer = keras.optimizers.Adam(0.01)
+    target_out = tf.concat([TARGET_IN[:, 1:], tf.constant([[3], [3]])], axis=1)
+    losses = []
+    for _ in range(15):
+        with tf.GradientTape() as tape:
+            loss, _, tokens = sequence_loss(
+                model((SOURCE, TARGET_IN), training=True), target_out, 0.1
+            )
+            loss = loss / tokens
+        grads = tape.gradient(loss, model.trainable_variables)
+        assert all(g is not None for g in grads)
+        optimizer.apply(grads, model.trainable_variables)
+        losses.append(float(loss))
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_tied_and_shared_embeddings_share_weights():
+    model = _variant(tie_embeddings=True, share_embeddings=True)
+    assert model.encoder.embedding is model.decoder.embedding
+    assert not hasattr(model.decoder, "output_layer")
+    names = [w.path for w in model.weights]
+    assert sum("embedding" in n for n in names) == 1
