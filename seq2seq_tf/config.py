@@ -16,7 +16,9 @@ data.shuffle_buffer               pairs held in the shuffle buffer
 data.seed                         seed for shuffling and dropout; same seed, same run
 
 model.embedding_dim               source and target embedding width
-model.encoder_layers              bidirectional LSTM layers
+model.encoder_layers              bidirectional layers
+model.encoder_uni_layers          unidirectional layers on top (GNMT: 1 bi + 3 uni)
+model.encoder_merge               concat | sum: how the two directions combine
 model.encoder_units               units per direction in each encoder layer
 model.decoder_layers              stacked LSTM layers in the decoder
 model.decoder_units               units of each decoder layer
@@ -24,7 +26,10 @@ model.attention_units             width of the attention vector fed back (input 
 model.attention                   luong_general|luong_dot|luong_concat|bahdanau|bahdanau_normalized
 model.attention_scaled            learned dot/general score scale, starts at 1/sqrt(decoder_units)
 model.encoder_cell / decoder_cell lstm|gru|gru_reset_before|simple_rnn|layer_norm_lstm
+model.attention_placement         luong (after the top layer) | bahdanau (previous state, before
+                                  the stack) | gnmt (bottom layer's attention fed to all layers)
 model.input_feeding               feed the previous attention vector to the first decoder layer
+                                  (luong placement only)
 model.encoder_residual            residual connections between encoder layers (from the 2nd up)
 model.decoder_residual            residual connections between decoder layers (from the 2nd up)
 model.tie_embeddings              output projection = target embedding^T (attention_units ==
@@ -54,6 +59,7 @@ import ml_collections
 
 from seq2seq_tf.attention import ATTENTION_TYPES
 from seq2seq_tf.cells import CELL_TYPES
+from seq2seq_tf.decoder import PLACEMENTS
 
 _SCHEDULES = ("constant", "cosine")
 _BRIDGES = ("zeros", "copy", "dense")
@@ -85,6 +91,8 @@ def default_config() -> ml_collections.ConfigDict:
     config.model.embedding_dim = 256
     config.model.encoder_layers = 2
     config.model.encoder_units = 256
+    config.model.encoder_uni_layers = 0
+    config.model.encoder_merge = "concat"
     config.model.decoder_layers = 2
     config.model.decoder_units = 512
     config.model.attention_units = 512
@@ -92,6 +100,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.model.attention_scaled = True
     config.model.encoder_cell = "lstm"
     config.model.decoder_cell = "lstm"
+    config.model.attention_placement = "luong"
     config.model.input_feeding = True
     config.model.encoder_residual = False
     config.model.decoder_residual = False
@@ -167,23 +176,37 @@ def validate(config: ml_collections.ConfigDict, *, need_data: bool = True) -> No
     )
     if m.attention == "luong_dot":
         _require(
-            2 * m.encoder_units == m.decoder_units,
+            (2 if m.encoder_merge == "concat" else 1) * m.encoder_units == m.decoder_units,
             "model.attention",
-            "luong_dot needs 2 * encoder_units == decoder_units; use luong_general",
+            "luong_dot needs the encoder output width == decoder_units; use luong_general",
         )
     _require(m.bridge in _BRIDGES, "model.bridge", f"must be one of {_BRIDGES}, got {m.bridge!r}")
     for name in ("encoder_cell", "decoder_cell"):
         _require(m[name] in CELL_TYPES, f"model.{name}", f"must be one of {CELL_TYPES}")
+    _require(m.encoder_merge in ("concat", "sum"), "model.encoder_merge", "concat or sum")
+    _require(int(m.encoder_uni_layers) >= 0, "model.encoder_uni_layers", "must be >= 0")
+    memory_dim = (2 if m.encoder_merge == "concat" else 1) * m.encoder_units
     if m.bridge == "copy":
         _require(
-            m.encoder_layers == m.decoder_layers
-            and 2 * m.encoder_units == m.decoder_units
+            m.encoder_layers + m.encoder_uni_layers == m.decoder_layers
+            and memory_dim == m.decoder_units
             and _STATES[m.encoder_cell] == _STATES[m.decoder_cell],
             "model.bridge",
-            "'copy' needs encoder_layers == decoder_layers, 2 * encoder_units == "
-            "decoder_units and cells with the same states (LSTM-like or GRU-like); "
+            "'copy' needs as many encoder layers (bi + uni) as decoder layers, an encoder "
+            "output width (2 * encoder_units, or encoder_units when summed) equal to "
+            "decoder_units, and cells with the same states (LSTM-like or GRU-like); "
             "use 'dense' or 'zeros'",
         )
+    _require(
+        m.attention_placement in PLACEMENTS,
+        "model.attention_placement",
+        f"must be one of {PLACEMENTS}, got {m.attention_placement!r}",
+    )
+    _require(
+        m.attention_placement == "luong" or not m.input_feeding,
+        "model.input_feeding",
+        f"{m.attention_placement} placement does not use input feeding; set it to False",
+    )
     if m.tie_embeddings:
         _require(
             m.attention_units == m.embedding_dim,

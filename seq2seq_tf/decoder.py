@@ -27,6 +27,8 @@ from keras import ops
 from seq2seq_tf.attention import make_attention
 from seq2seq_tf.cells import make_cell
 
+PLACEMENTS = ("luong", "bahdanau", "gnmt")
+
 
 @keras.saving.register_keras_serializable(package="seq2seq_tf")
 class AttentionDecoder(keras.layers.Layer):
@@ -44,6 +46,12 @@ class AttentionDecoder(keras.layers.Layer):
     residual: add each layer's input to its output from the second layer up (GNMT).
     tie_embeddings: the output projection reuses the target embedding matrix
         (needs attention_units == embedding_dim).
+    placement: where attention sits. "luong": the top layer's h_t queries the
+        memory after the stack. "bahdanau": the previous top state h_{t-1}
+        queries it before the stack and the context joins the first layer's
+        input. "gnmt": the bottom layer's output queries it and the context
+        joins the input of every layer above (Wu et al., 2016). The latter two
+        do not use input feeding.
     embedding: an Embedding layer to use (shared with the encoder), or None for its own.
     **kwargs: forwarded to `keras.layers.Layer`.
     """
@@ -63,9 +71,14 @@ class AttentionDecoder(keras.layers.Layer):
         residual: bool = False,
         tie_embeddings: bool = False,
         embedding: keras.layers.Embedding | None = None,
+        placement: str = "luong",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if placement not in PLACEMENTS:
+            raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
+        if placement != "luong" and input_feeding:
+            raise ValueError(f"{placement} attention placement does not use input feeding")
         if tie_embeddings and attention_units != embedding_dim:
             raise ValueError(
                 f"tie_embeddings needs attention_units ({attention_units}) == "
@@ -83,6 +96,7 @@ class AttentionDecoder(keras.layers.Layer):
         self.input_feeding = input_feeding
         self.residual = residual
         self.tie_embeddings = tie_embeddings
+        self.placement = placement
         self.embedding = embedding or keras.layers.Embedding(
             vocab_size, embedding_dim, name="embedding"
         )
@@ -101,10 +115,13 @@ class AttentionDecoder(keras.layers.Layer):
     def build(self, memory_dim: int):
         """Builds all weights; `memory_dim` is the encoder output width."""
         self.embedding.build((None,))
-        first_input = self.embedding_dim + (self.attention_units if self.input_feeding else 0)
-        self.cells[0].build((None, first_input))
+        self._memory_dim = memory_dim
+        extra = {"luong": self.attention_units if self.input_feeding else 0,
+                 "bahdanau": memory_dim, "gnmt": 0}[self.placement]  # fmt: skip
+        self.cells[0].build((None, self.embedding_dim + extra))
+        upper = self.units + (memory_dim if self.placement == "gnmt" else 0)
         for cell in self.cells[1:]:
-            cell.build((None, self.units))
+            cell.build((None, upper))
         self.attention.build((None, None, memory_dim))
         self.attention_layer.build((None, memory_dim + self.units))
         if self.tie_embeddings:
@@ -147,31 +164,54 @@ class AttentionDecoder(keras.layers.Layer):
         cell = self.cells[0]
         if not self._hoisted():
             return emb
-        if not self.input_feeding:
+        if not self._step_input_width():
             return cell.project_inputs(emb)
         bias = cell.project_inputs(ops.zeros((1, cell.kernel.shape[0]), emb.dtype))[0]
         return ops.matmul(emb, ops.cast(cell.kernel[: self.embedding_dim], emb.dtype)) + bias
 
-    def _advance(self, embedded, state, training):
-        """One decoder step from `_embed`'s output; returns (a_t, new state, weights)."""
+    def _step_input_width(self) -> int:
+        """Width of what joins the embedding at the first layer each step (0: nothing)."""
+        if self.placement == "bahdanau":
+            return self._memory_dim
+        return self.attention_units if self.input_feeding else 0
+
+    def _first_layer(self, embedded, extra, state):
+        """Runs the first layer on [embedding; extra] (extra None: embedding only)."""
         first = self.cells[0]
         if not self._hoisted():
-            x = embedded
-            if self.input_feeding:
-                x = ops.concatenate([embedded, state["feed"]], axis=-1)
+            x = embedded if extra is None else ops.concatenate([embedded, extra], axis=-1)
             z = first.project_inputs(x)
-        elif self.input_feeding:
-            feed_kernel = ops.cast(first.kernel[self.embedding_dim :], embedded.dtype)
-            z = embedded + ops.matmul(state["feed"], feed_kernel)
+        elif extra is not None:
+            kernel = ops.cast(first.kernel[self.embedding_dim :], embedded.dtype)
+            z = embedded + ops.matmul(extra, kernel)
         else:
             z = embedded
-        x, new = first.recurrent_step(z, list(state["cells"][0]))
+        return first.recurrent_step(z, list(state["cells"][0]))
+
+    def _attend(self, query, state):
+        return self.attention(query, state["keys"], state["memory"], state["mask"])
+
+    def _advance(self, embedded, state, training):
+        """One decoder step from `_embed`'s output; returns (a_t, new state, weights)."""
+        if self.placement == "bahdanau":
+            context, weights = self._attend(state["cells"][-1][0], state)  # previous top h
+            x, new = self._first_layer(embedded, context, state)
+        else:
+            x, new = self._first_layer(
+                embedded, state["feed"] if self.input_feeding else None, state
+            )
         new_cells = [tuple(new)]
+        if self.placement == "gnmt":
+            context, weights = self._attend(x, state)  # bottom layer's output
         for cell, cell_state in zip(self.cells[1:], state["cells"][1:]):
-            out, new = cell(self.dropout_layer(x, training=training), list(cell_state))
+            inputs = self.dropout_layer(x, training=training)
+            if self.placement == "gnmt":
+                inputs = ops.concatenate([inputs, context], axis=-1)
+            out, new = cell(inputs, list(cell_state))
             x = out + x if self.residual else out
             new_cells.append(tuple(new))
-        context, weights = self.attention(x, state["keys"], state["memory"], state["mask"])
+        if self.placement == "luong":
+            context, weights = self._attend(x, state)
         feed = self.attention_layer(ops.concatenate([context, x], axis=-1))  # batch x attn_units
         new_state = {**state, "cells": new_cells, "feed": feed, "alignment": weights}
         return feed, new_state, weights
@@ -223,4 +263,5 @@ class AttentionDecoder(keras.layers.Layer):
             "input_feeding": self.input_feeding,
             "residual": self.residual,
             "tie_embeddings": self.tie_embeddings,
+            "placement": self.placement,
         }

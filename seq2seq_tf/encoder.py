@@ -21,6 +21,9 @@ class BidirectionalEncoder(keras.layers.Layer):
         dropout: dropout on the embeddings and between layers.
         cell_type: recurrent cell, see `seq2seq_tf.cells.make_cell`.
         residual: add each layer's input to its output from the second layer up (GNMT).
+        uni_layers: unidirectional layers on top of the bidirectional ones (GNMT:
+            1 bidirectional + N unidirectional), each as wide as the output.
+        merge: how the two directions combine: "concat" (2 * units wide) or "sum" (units).
         embedding: an Embedding layer to use (shared with the decoder), or None for its own.
         **kwargs: forwarded to `keras.layers.Layer`.
 
@@ -28,10 +31,10 @@ class BidirectionalEncoder(keras.layers.Layer):
         source_ids: `[batch, src_len]` int, right-padded with PAD_ID.
 
     Returns:
-        memory `[batch, src_len, 2 * units]` (zeros on padding), mask
+        memory `[batch, src_len, output_dim]` (zeros on padding), mask
         `[batch, src_len]` bool, and per layer a tuple of the final states in
-        the cell's order, each `[batch, 2 * units]` (forward and backward
-        concatenated): `(h, c)` for the LSTM cells, `(h,)` for single-state
+        the cell's order, each `[batch, output_dim]` (the two directions
+        merged like the outputs): `(h, c)` for the LSTM cells, `(h,)` for single-state
         cells such as GRU.
     """
 
@@ -45,6 +48,8 @@ class BidirectionalEncoder(keras.layers.Layer):
         cell_type: str = "lstm",
         residual: bool = False,
         embedding: keras.layers.Embedding | None = None,
+        uni_layers: int = 0,
+        merge: str = "concat",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -55,6 +60,11 @@ class BidirectionalEncoder(keras.layers.Layer):
         self.dropout = dropout
         self.cell_type = cell_type
         self.residual = residual
+        if merge not in ("concat", "sum"):
+            raise ValueError(f"merge must be 'concat' or 'sum', got {merge!r}")
+        self.uni_layers = uni_layers
+        self.merge = merge
+        self.output_dim = 2 * units if merge == "concat" else units
         self.embedding = embedding or keras.layers.Embedding(
             vocab_size, embedding_dim, name="embedding"
         )
@@ -70,6 +80,11 @@ class BidirectionalEncoder(keras.layers.Layer):
             )
         self.forward_layers = tuple(getattr(self, f"forward_{i}") for i in range(num_layers))
         self.backward_layers = tuple(getattr(self, f"backward_{i}") for i in range(num_layers))
+        for j in range(uni_layers):
+            setattr(
+                self, f"uni_{j}", Recurrent(self.output_dim, cell_type=cell_type, name=f"uni_{j}")
+            )
+        self.uni = tuple(getattr(self, f"uni_{j}") for j in range(uni_layers))
         self.dropout_layer = keras.layers.Dropout(dropout)
 
     def build(self, source_shape):
@@ -78,8 +93,15 @@ class BidirectionalEncoder(keras.layers.Layer):
         for fw, bw in zip(self.forward_layers, self.backward_layers):
             fw.build((None, None, width))
             bw.build((None, None, width))
-            width = 2 * self.units
+            width = self.output_dim
+        for layer in self.uni:
+            layer.build((None, None, width))
         self.built = True
+
+    def final_state_sizes(self) -> list[int]:
+        """Widths of every tensor in the final states, layer by layer."""
+        per_layer = len(self.forward_layers[0].cell.state_size)
+        return [self.output_dim] * per_layer * (self.num_layers + self.uni_layers)
 
     def call(self, source_ids, training=None):
         mask = ops.not_equal(source_ids, PAD_ID)  # batch x src_len
@@ -90,11 +112,18 @@ class BidirectionalEncoder(keras.layers.Layer):
                 x = self.dropout_layer(x, training=training)
             fw_out, *fw_states = fw(x, mask=mask, training=training)
             bw_out, *bw_states = bw(x, mask=mask, training=training)
-            out = ops.concatenate([fw_out, bw_out], axis=-1)  # batch x src_len x 2*units
+            if self.merge == "concat":
+                out = ops.concatenate([fw_out, bw_out], axis=-1)  # batch x src_len x 2*units
+                states = [ops.concatenate([f, b], axis=-1) for f, b in zip(fw_states, bw_states)]
+            else:
+                out = fw_out + bw_out  # batch x src_len x units
+                states = [f + b for f, b in zip(fw_states, bw_states)]
             x = out + x if self.residual and i > 0 else out
-            final_states.append(
-                tuple(ops.concatenate([f, b], axis=-1) for f, b in zip(fw_states, bw_states))
-            )
+            final_states.append(tuple(states))
+        for layer in self.uni:
+            out, *states = layer(self.dropout_layer(x, training=training), mask=mask)
+            x = out + x if self.residual else out
+            final_states.append(tuple(states))
         return x, mask, final_states
 
     def get_config(self):
@@ -107,4 +136,6 @@ class BidirectionalEncoder(keras.layers.Layer):
             "dropout": self.dropout,
             "cell_type": self.cell_type,
             "residual": self.residual,
+            "uni_layers": self.uni_layers,
+            "merge": self.merge,
         }

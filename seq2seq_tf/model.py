@@ -25,8 +25,9 @@ class Seq2Seq(keras.Model):
         embedding_dim, encoder_layers, encoder_units, decoder_layers,
         decoder_units, attention_units, attention_scaled, dropout, attention_type,
             encoder_cell, decoder_cell, input_feeding, encoder_residual,
-            decoder_residual, tie_embeddings, share_embeddings: see
-            seq2seq_tf/config.py (attention_type is `model.attention` there).
+            decoder_residual, tie_embeddings, share_embeddings, attention_placement,
+            encoder_uni_layers, encoder_merge: see seq2seq_tf/config.py
+            (attention_type is `model.attention` there).
         bridge: how the decoder starts from the encoder's final states:
             "zeros" (it does not), "copy" (layer i gets encoder layer i's
             concatenated fw/bw states; layers, cell states and sizes must match)
@@ -61,6 +62,9 @@ class Seq2Seq(keras.Model):
         decoder_residual: bool = False,
         tie_embeddings: bool = False,
         share_embeddings: bool = False,
+        attention_placement: str = "luong",
+        encoder_uni_layers: int = 0,
+        encoder_merge: str = "concat",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -82,6 +86,9 @@ class Seq2Seq(keras.Model):
         self.decoder_residual = decoder_residual
         self.tie_embeddings = tie_embeddings
         self.share_embeddings = share_embeddings
+        self.attention_placement = attention_placement
+        self.encoder_uni_layers = encoder_uni_layers
+        self.encoder_merge = encoder_merge
         shared = None
         if share_embeddings:  # one matrix for source and target (joint vocabulary)
             shared = keras.layers.Embedding(vocab_size, embedding_dim, name="shared_embedding")
@@ -94,6 +101,8 @@ class Seq2Seq(keras.Model):
             cell_type=encoder_cell,
             residual=encoder_residual,
             embedding=shared,
+            uni_layers=encoder_uni_layers,
+            merge=encoder_merge,
             name="encoder",
         )
         self.decoder = AttentionDecoder(
@@ -110,6 +119,7 @@ class Seq2Seq(keras.Model):
             residual=decoder_residual,
             tie_embeddings=tie_embeddings,
             embedding=shared,
+            placement=attention_placement,
             name="decoder",
         )
         decoder_sizes = [size for cell in self.decoder.cells for size in cell.state_size]
@@ -122,11 +132,9 @@ class Seq2Seq(keras.Model):
 
     def build(self, input_shape=None):
         self.encoder.build((None, None))
-        self.decoder.build(2 * self.encoder_units)
+        self.decoder.build(self.encoder.output_dim)
         if self.bridge == "dense":
-            encoder_states = len(self.encoder.forward_layers[0].cell.state_size)
-            width = self.encoder_layers * encoder_states * 2 * self.encoder_units
-            self.bridge_layer.build((None, width))
+            self.bridge_layer.build((None, sum(self.encoder.final_state_sizes())))
         self.built = True
 
     def _bridge(self, final_states, batch):
@@ -184,6 +192,9 @@ class Seq2Seq(keras.Model):
             "decoder_residual": self.decoder_residual,
             "tie_embeddings": self.tie_embeddings,
             "share_embeddings": self.share_embeddings,
+            "attention_placement": self.attention_placement,
+            "encoder_uni_layers": self.encoder_uni_layers,
+            "encoder_merge": self.encoder_merge,
         }
 
 
@@ -216,6 +227,9 @@ def build_model(config: ml_collections.ConfigDict, vocab_size: int) -> Seq2Seq:
         decoder_residual=config.decoder_residual,
         tie_embeddings=config.tie_embeddings,
         share_embeddings=config.share_embeddings,
+        attention_placement=config.attention_placement,
+        encoder_uni_layers=config.encoder_uni_layers,
+        encoder_merge=config.encoder_merge,
     )
 
 

@@ -68,6 +68,15 @@ VARIANTS = [
     dict(tie_embeddings=True, share_embeddings=True, decoder_residual=True, bridge="dense",
          encoder_cell="gru"),
     dict(input_feeding=False, tie_embeddings=True, encoder_residual=True),
+    dict(encoder_cell="gru", decoder_cell="gru", attention_type="bahdanau", input_feeding=False,
+         attention_placement="bahdanau", bridge="dense"),
+    dict(attention_placement="gnmt", input_feeding=False, decoder_residual=True,
+         encoder_residual=True, attention_type="bahdanau_normalized"),
+    dict(attention_placement="bahdanau", input_feeding=False, decoder_cell="layer_norm_lstm",
+         attention_type="luong_dot"),
+    dict(encoder_uni_layers=2, encoder_residual=True, decoder_residual=True, bridge="dense",
+         attention_placement="gnmt", input_feeding=False),
+    dict(encoder_merge="sum", bridge="dense", attention_type="luong_concat"),
 ]  # fmt: skip
 
 
