@@ -63,3 +63,16 @@ def test_missing_data_files_are_named():
     config = config_lib.default_config()
     with pytest.raises(config_lib.ConfigError, match="data.train_src"):
         config_lib.validate(config)
+
+
+@pytest.mark.parametrize("preset", ["quickstart", "luong_small", "bahdanau_gru", "gnmt_4layer"])
+def test_presets_validate_and_build(preset):
+    from seq2seq_tf.model import build_model
+
+    argv = ["prog", f"--config={ROOT / 'configs' / f'{preset}.py'}"]
+    values = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", flag_values=values, lock_config=True, sys_argv=argv)
+    values(argv)
+    config_lib.validate(values.config)
+    model = build_model(values.config.model, vocab_size=50)
+    assert model.count_params() > 0
