@@ -37,6 +37,7 @@ model.tie_embeddings              output projection = target embedding^T (attent
 model.share_embeddings            one embedding for source and target (joint vocabulary)
 model.bridge                      encoder final state -> decoder initial state: zeros | copy | dense
 model.dropout                     dropout on embeddings and between layers
+model.recurrent_dropout           variational dropout on h_{t-1} in every recurrent layer
 
 train.num_steps                   total optimizer steps
 train.learning_rate               peak learning rate
@@ -108,6 +109,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.model.share_embeddings = False
     config.model.bridge = "copy"
     config.model.dropout = 0.3
+    config.model.recurrent_dropout = 0.0
 
     config.train = ml_collections.ConfigDict()
     config.train.num_steps = 10000
@@ -214,6 +216,7 @@ def validate(config: ml_collections.ConfigDict, *, need_data: bool = True) -> No
             "needs attention_units == embedding_dim",
         )
     _require(0.0 <= m.dropout < 1.0, "model.dropout", "must be in [0, 1)")
+    _require(0.0 <= m.recurrent_dropout < 1.0, "model.recurrent_dropout", "must be in [0, 1)")
     _require(int(t.num_steps) > 0, "train.num_steps", "must be positive")
     _require(t.learning_rate > 0, "train.learning_rate", "must be positive")
     _require(

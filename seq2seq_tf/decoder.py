@@ -52,6 +52,8 @@ class AttentionDecoder(keras.layers.Layer):
         input. "gnmt": the bottom layer's output queries it and the context
         joins the input of every layer above (Wu et al., 2016). The latter two
         do not use input feeding.
+    recurrent_dropout: variational dropout on h_{t-1} of every layer: one mask per
+        sentence, drawn once per training call and reused at every step.
     embedding: an Embedding layer to use (shared with the encoder), or None for its own.
     **kwargs: forwarded to `keras.layers.Layer`.
     """
@@ -72,6 +74,7 @@ class AttentionDecoder(keras.layers.Layer):
         tie_embeddings: bool = False,
         embedding: keras.layers.Embedding | None = None,
         placement: str = "luong",
+        recurrent_dropout: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -97,12 +100,16 @@ class AttentionDecoder(keras.layers.Layer):
         self.residual = residual
         self.tie_embeddings = tie_embeddings
         self.placement = placement
+        self.recurrent_dropout = recurrent_dropout
         self.embedding = embedding or keras.layers.Embedding(
             vocab_size, embedding_dim, name="embedding"
         )
         # One attribute per cell: TF checkpoints do not see layers held in Keras lists.
         for i in range(num_layers):
-            setattr(self, f"cell_{i}", make_cell(cell_type, units, name=f"cell_{i}"))
+            cell = make_cell(
+                cell_type, units, recurrent_dropout=recurrent_dropout, name=f"cell_{i}"
+            )
+            setattr(self, f"cell_{i}", cell)
         self.cells = tuple(getattr(self, f"cell_{i}") for i in range(num_layers))
         self.attention = make_attention(attention_type, units, attention_scaled)
         self.attention_layer = keras.layers.Dense(
@@ -175,7 +182,7 @@ class AttentionDecoder(keras.layers.Layer):
             return self._memory_dim
         return self.attention_units if self.input_feeding else 0
 
-    def _first_layer(self, embedded, extra, state):
+    def _first_layer(self, embedded, extra, state, mask):
         """Runs the first layer on [embedding; extra] (extra None: embedding only)."""
         first = self.cells[0]
         if not self._hoisted():
@@ -186,28 +193,31 @@ class AttentionDecoder(keras.layers.Layer):
             z = embedded + ops.matmul(extra, kernel)
         else:
             z = embedded
-        return first.recurrent_step(z, list(state["cells"][0]))
+        return first.recurrent_step(z, list(state["cells"][0]), mask)
 
     def _attend(self, query, state):
         return self.attention(query, state["keys"], state["memory"], state["mask"])
 
-    def _advance(self, embedded, state, training):
-        """One decoder step from `_embed`'s output; returns (a_t, new state, weights)."""
+    def _advance(self, embedded, state, training, masks=None):
+        """One decoder step from `_embed`'s output; returns (a_t, new state, weights).
+
+        `masks`: per layer a recurrent dropout mask `[batch, units]` or None.
+        """
+        masks = masks or [None] * self.num_layers
         if self.placement == "bahdanau":
             context, weights = self._attend(state["cells"][-1][0], state)  # previous top h
-            x, new = self._first_layer(embedded, context, state)
+            x, new = self._first_layer(embedded, context, state, masks[0])
         else:
-            x, new = self._first_layer(
-                embedded, state["feed"] if self.input_feeding else None, state
-            )
+            feed = state["feed"] if self.input_feeding else None
+            x, new = self._first_layer(embedded, feed, state, masks[0])
         new_cells = [tuple(new)]
         if self.placement == "gnmt":
             context, weights = self._attend(x, state)  # bottom layer's output
-        for cell, cell_state in zip(self.cells[1:], state["cells"][1:]):
+        for cell, cell_state, mask in zip(self.cells[1:], state["cells"][1:], masks[1:]):
             inputs = self.dropout_layer(x, training=training)
             if self.placement == "gnmt":
                 inputs = ops.concatenate([inputs, context], axis=-1)
-            out, new = cell(inputs, list(cell_state))
+            out, new = cell.recurrent_step(cell.project_inputs(inputs), list(cell_state), mask)
             x = out + x if self.residual else out
             new_cells.append(tuple(new))
         if self.placement == "luong":
@@ -234,9 +244,11 @@ class AttentionDecoder(keras.layers.Layer):
         embedded = tf.transpose(embedded, [1, 0, 2])  # time-major for the loop
         steps = tf.shape(embedded)[0]
         feeds = tf.TensorArray(embedded.dtype, size=steps)
+        batch = tf.shape(embedded)[1]
+        masks = [cell.get_dropout_masks(batch, 1, training)[1] for cell in self.cells]
 
         def body(t, loop_state, feeds):
-            feed, loop_state, _ = self._advance(embedded[t], loop_state, training)
+            feed, loop_state, _ = self._advance(embedded[t], loop_state, training, masks)
             return t + 1, loop_state, feeds.write(t, feed)
 
         _, _, feeds = tf.while_loop(
@@ -264,4 +276,5 @@ class AttentionDecoder(keras.layers.Layer):
             "residual": self.residual,
             "tie_embeddings": self.tie_embeddings,
             "placement": self.placement,
+            "recurrent_dropout": self.recurrent_dropout,
         }

@@ -24,6 +24,7 @@ class BidirectionalEncoder(keras.layers.Layer):
         uni_layers: unidirectional layers on top of the bidirectional ones (GNMT:
             1 bidirectional + N unidirectional), each as wide as the output.
         merge: how the two directions combine: "concat" (2 * units wide) or "sum" (units).
+        recurrent_dropout: variational dropout on h_{t-1} in every layer (training only).
         embedding: an Embedding layer to use (shared with the decoder), or None for its own.
         **kwargs: forwarded to `keras.layers.Layer`.
 
@@ -50,6 +51,7 @@ class BidirectionalEncoder(keras.layers.Layer):
         embedding: keras.layers.Embedding | None = None,
         uni_layers: int = 0,
         merge: str = "concat",
+        recurrent_dropout: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -63,6 +65,8 @@ class BidirectionalEncoder(keras.layers.Layer):
         if merge not in ("concat", "sum"):
             raise ValueError(f"merge must be 'concat' or 'sum', got {merge!r}")
         self.uni_layers = uni_layers
+        self.recurrent_dropout = recurrent_dropout
+        rd = {"recurrent_dropout": recurrent_dropout}
         self.merge = merge
         self.output_dim = 2 * units if merge == "concat" else units
         self.embedding = embedding or keras.layers.Embedding(
@@ -71,18 +75,24 @@ class BidirectionalEncoder(keras.layers.Layer):
         # One attribute per layer: TF checkpoints do not see layers held in Keras lists.
         for i in range(num_layers):
             setattr(
-                self, f"forward_{i}", Recurrent(units, cell_type=cell_type, name=f"forward_{i}")
+                self,
+                f"forward_{i}",
+                Recurrent(units, cell_type=cell_type, name=f"forward_{i}", **rd),
             )
             setattr(
                 self,
                 f"backward_{i}",
-                Recurrent(units, go_backwards=True, cell_type=cell_type, name=f"backward_{i}"),
+                Recurrent(
+                    units, go_backwards=True, cell_type=cell_type, name=f"backward_{i}", **rd
+                ),
             )
         self.forward_layers = tuple(getattr(self, f"forward_{i}") for i in range(num_layers))
         self.backward_layers = tuple(getattr(self, f"backward_{i}") for i in range(num_layers))
         for j in range(uni_layers):
             setattr(
-                self, f"uni_{j}", Recurrent(self.output_dim, cell_type=cell_type, name=f"uni_{j}")
+                self,
+                f"uni_{j}",
+                Recurrent(self.output_dim, cell_type=cell_type, name=f"uni_{j}", **rd),
             )
         self.uni = tuple(getattr(self, f"uni_{j}") for j in range(uni_layers))
         self.dropout_layer = keras.layers.Dropout(dropout)
@@ -121,7 +131,8 @@ class BidirectionalEncoder(keras.layers.Layer):
             x = out + x if self.residual and i > 0 else out
             final_states.append(tuple(states))
         for layer in self.uni:
-            out, *states = layer(self.dropout_layer(x, training=training), mask=mask)
+            inputs = self.dropout_layer(x, training=training)
+            out, *states = layer(inputs, mask=mask, training=training)
             x = out + x if self.residual else out
             final_states.append(tuple(states))
         return x, mask, final_states
@@ -138,4 +149,5 @@ class BidirectionalEncoder(keras.layers.Layer):
             "residual": self.residual,
             "uni_layers": self.uni_layers,
             "merge": self.merge,
+            "recurrent_dropout": self.recurrent_dropout,
         }

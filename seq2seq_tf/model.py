@@ -26,7 +26,7 @@ class Seq2Seq(keras.Model):
         decoder_units, attention_units, attention_scaled, dropout, attention_type,
             encoder_cell, decoder_cell, input_feeding, encoder_residual,
             decoder_residual, tie_embeddings, share_embeddings, attention_placement,
-            encoder_uni_layers, encoder_merge: see seq2seq_tf/config.py
+            encoder_uni_layers, encoder_merge, recurrent_dropout: see seq2seq_tf/config.py
             (attention_type is `model.attention` there).
         bridge: how the decoder starts from the encoder's final states:
             "zeros" (it does not), "copy" (layer i gets encoder layer i's
@@ -65,6 +65,7 @@ class Seq2Seq(keras.Model):
         attention_placement: str = "luong",
         encoder_uni_layers: int = 0,
         encoder_merge: str = "concat",
+        recurrent_dropout: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -89,6 +90,7 @@ class Seq2Seq(keras.Model):
         self.attention_placement = attention_placement
         self.encoder_uni_layers = encoder_uni_layers
         self.encoder_merge = encoder_merge
+        self.recurrent_dropout = recurrent_dropout
         shared = None
         if share_embeddings:  # one matrix for source and target (joint vocabulary)
             shared = keras.layers.Embedding(vocab_size, embedding_dim, name="shared_embedding")
@@ -103,6 +105,7 @@ class Seq2Seq(keras.Model):
             embedding=shared,
             uni_layers=encoder_uni_layers,
             merge=encoder_merge,
+            recurrent_dropout=recurrent_dropout,
             name="encoder",
         )
         self.decoder = AttentionDecoder(
@@ -120,6 +123,7 @@ class Seq2Seq(keras.Model):
             tie_embeddings=tie_embeddings,
             embedding=shared,
             placement=attention_placement,
+            recurrent_dropout=recurrent_dropout,
             name="decoder",
         )
         decoder_sizes = [size for cell in self.decoder.cells for size in cell.state_size]
@@ -195,6 +199,7 @@ class Seq2Seq(keras.Model):
             "attention_placement": self.attention_placement,
             "encoder_uni_layers": self.encoder_uni_layers,
             "encoder_merge": self.encoder_merge,
+            "recurrent_dropout": self.recurrent_dropout,
         }
 
 
@@ -230,6 +235,7 @@ def build_model(config: ml_collections.ConfigDict, vocab_size: int) -> Seq2Seq:
         attention_placement=config.attention_placement,
         encoder_uni_layers=config.encoder_uni_layers,
         encoder_merge=config.encoder_merge,
+        recurrent_dropout=config.recurrent_dropout,
     )
 
 

@@ -25,3 +25,17 @@ def test_decoder_state_carries_memory_and_feed():
     state = model.initial_state(tf.constant([[5, 6, 3]]))
     assert set(state) == {"cells", "feed", "memory", "keys", "mask", "alignment"}
     assert state["feed"].shape == (1, 10) and state["keys"].shape == (1, 3, 12)
+
+
+def test_recurrent_dropout_only_acts_in_training():
+    source = tf.constant([[5, 6, 7, 3]])
+    target_in = tf.constant([[2, 9, 10, 11]])
+    plain = Seq2Seq(40, 8, 2, 6, 2, 12, 10, bridge="copy")
+    dropped = Seq2Seq(40, 8, 2, 6, 2, 12, 10, bridge="copy", recurrent_dropout=0.5)
+    dropped.set_weights(plain.get_weights())
+    np.testing.assert_allclose(
+        dropped((source, target_in), training=False), plain((source, target_in)), atol=1e-6
+    )
+    trained = dropped((source, target_in), training=True)
+    assert np.all(np.isfinite(trained.numpy()))
+    assert not np.allclose(trained, plain((source, target_in)), atol=1e-4)
