@@ -147,9 +147,9 @@ class Seq2Seq(keras.Model):
             return final_states
         if self.bridge == "dense":
             flat = ops.concatenate([t for layer in final_states for t in layer], axis=-1)
-            parts = ops.split(
-                self.bridge_layer(flat), list(_offsets(self._decoder_state_sizes)), -1
-            )
+            projected = self.bridge_layer(flat)
+            offsets = list(_offsets(self._decoder_state_sizes))
+            parts = ops.split(projected, offsets, axis=-1) if offsets else [projected]
         else:
             parts = [
                 ops.zeros((batch, size), self.compute_dtype) for size in self._decoder_state_sizes
