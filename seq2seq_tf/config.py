@@ -131,6 +131,31 @@ def default_config() -> ml_collections.ConfigDict:
     return config
 
 
+def toy_config() -> ml_collections.ConfigDict:
+    """The schema pointed at the `make demo` toy corpus (data/toy), with the demo's schedule.
+
+    configs/quickstart.py and the presets start here and only choose the model.
+    """
+    config = default_config()
+    config.data.train_src = "data/toy/train.src"
+    config.data.train_tgt = "data/toy/train.tgt"
+    config.data.dev_src = "data/toy/dev.src"
+    config.data.dev_tgt = "data/toy/dev.tgt"
+    config.data.spm_model = "data/toy/spm.model"
+    config.data.max_src_len = 64
+    config.data.max_tgt_len = 64
+    config.data.batch_size = 64
+    config.data.bucket_boundaries = (8, 11, 14, 17, 20, 24, 28)
+    config.train.num_steps = 2500
+    config.train.learning_rate = 3e-3
+    config.train.lr_schedule = "cosine"
+    config.train.warmup_steps = 100
+    config.train.label_smoothing = 0.1
+    config.train.log_every = 100
+    config.train.checkpoint_every = 500
+    return config
+
+
 def _require(ok: bool, field: str, message: str) -> None:
     if not ok:
         raise ConfigError(f"config field {field}: {message}")
