@@ -65,8 +65,13 @@ class RecurrentCell(keras.layers.Layer):
     """
 
     num_states = 1
-    # project_inputs is x W + b (the decoder splits W by input rows to hoist part of it).
+    # project_inputs is x W + input_bias (the decoder splits W by input rows to hoist part).
     affine_inputs = True
+
+    @property
+    def input_bias(self):
+        """b of project_inputs' x W + b (for cells whose projection is affine)."""
+        return self.bias
 
     def __init__(
         self,
@@ -250,11 +255,14 @@ class GRUCell(RecurrentCell):
         bias_shape = (2, 3 * self.units) if self.reset_after else (3 * self.units,)
         self.bias = self.add_weight(shape=bias_shape, initializer="zeros", name="bias")
 
+    @property
+    def input_bias(self):
+        return self.bias[0] if self.reset_after else self.bias
+
     def project_inputs(self, inputs):
         """x W + b_input: `[..., input_dim]` -> `[..., 3 * units]`."""
-        input_bias = self.bias[0] if self.reset_after else self.bias
         return ops.matmul(inputs, ops.cast(self.kernel, inputs.dtype)) + ops.cast(
-            input_bias, inputs.dtype
+            self.input_bias, inputs.dtype
         )
 
     def recurrent_step(self, projected, states, recurrent_mask=None):

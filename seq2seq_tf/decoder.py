@@ -173,8 +173,8 @@ class AttentionDecoder(keras.layers.Layer):
             return emb
         if not self._step_input_width():
             return cell.project_inputs(emb)
-        bias = cell.project_inputs(ops.zeros((1, cell.kernel.shape[0]), emb.dtype))[0]
-        return ops.matmul(emb, ops.cast(cell.kernel[: self.embedding_dim], emb.dtype)) + bias
+        kernel = ops.cast(cell.kernel[: self.embedding_dim], emb.dtype)
+        return ops.matmul(emb, kernel) + ops.cast(cell.input_bias, emb.dtype)
 
     def _step_input_width(self) -> int:
         """Width of what joins the embedding at the first layer each step (0: nothing)."""
