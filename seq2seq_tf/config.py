@@ -9,9 +9,13 @@ Fields (one line each; the README table repeats them):
 data.train_src / data.train_tgt   parallel training text, plain or .gz, one sentence a line
 data.dev_src / data.dev_tgt       parallel dev text (optional, "" for none)
 data.spm_model                    SentencePiece model shared by source and target
+data.target_lang                  target language code (Moses rules of the BLEU(lc,tok) score)
 data.max_src_len / max_tgt_len    pairs longer than this (in pieces) are dropped and counted
-data.batch_size                   sentences per batch
-data.bucket_boundaries            length bucket edges in pieces (batches hold similar lengths)
+data.batch_size                   sentences per batch (when batch_tokens is 0)
+data.batch_tokens                 token budget per batch instead: each length bucket gets
+                                  batch_tokens // its longest length sentences (0 = off)
+data.bucket_boundaries            length bucket edges in pieces (batches hold similar lengths);
+                                  () derives ten edges from the training data's length quantiles
 data.shuffle_buffer               pairs held in the shuffle buffer
 data.seed                         seed for shuffling and dropout; same seed, same run
 
@@ -29,7 +33,7 @@ model.encoder_cell / decoder_cell lstm|gru|gru_reset_before|simple_rnn|layer_nor
 model.attention_placement         luong (after the top layer) | bahdanau (previous state, before
                                   the stack) | gnmt (bottom layer's attention fed to all layers)
 model.input_feeding               feed the previous attention vector to the first decoder layer
-                                  (luong placement only)
+                                  (luong and gnmt placements)
 model.encoder_residual            residual connections between encoder layers (from the 2nd up)
 model.decoder_residual            residual connections between decoder layers (from the 2nd up)
 model.tie_embeddings              output projection = target embedding^T (attention_units ==
@@ -41,8 +45,19 @@ model.recurrent_dropout           variational dropout on h_{t-1} in every recurr
 
 train.num_steps                   total optimizer steps
 train.learning_rate               peak learning rate
-train.lr_schedule                 constant | cosine (both with linear warmup)
+train.lr_schedule                 constant | cosine | inverse_sqrt (lr * sqrt(warmup/step)) |
+                                  plateau (constant, times plateau_factor after every
+                                  plateau_patience dev evaluations without a new best BLEU);
+                                  all warm up linearly
 train.warmup_steps                linear warmup steps
+train.plateau_patience            see plateau
+train.plateau_factor              see plateau
+train.eval_every                  steps between dev evaluations (dev loss, greedy BLEU/chrF,
+                                  samples, attention image); 0 or no dev data = none. The best
+                                  checkpoint by dev BLEU is kept in <workdir>/best/
+train.early_stopping_patience     stop after this many evaluations without a new best (0 = never)
+train.max_time_s                  stop after this many seconds of training in this process (0 =
+                                  no limit); the step budget still applies
 train.clip_norm                   gradient clipping by global norm
 train.label_smoothing             label smoothing of the cross entropy
 train.log_every                   steps between progress lines and TensorBoard scalars
@@ -62,7 +77,7 @@ from seq2seq_tf.attention import ATTENTION_TYPES
 from seq2seq_tf.cells import CELL_TYPES
 from seq2seq_tf.decoder import PLACEMENTS
 
-_SCHEDULES = ("constant", "cosine")
+_SCHEDULES = ("constant", "cosine", "inverse_sqrt", "plateau")
 _BRIDGES = ("zeros", "copy", "dense")
 _STATES = {"lstm": 2, "layer_norm_lstm": 2, "gru": 1, "gru_reset_before": 1, "simple_rnn": 1}
 
@@ -81,9 +96,11 @@ def default_config() -> ml_collections.ConfigDict:
     config.data.dev_src = ""
     config.data.dev_tgt = ""
     config.data.spm_model = ""
+    config.data.target_lang = "en"
     config.data.max_src_len = 100
     config.data.max_tgt_len = 100
     config.data.batch_size = 64
+    config.data.batch_tokens = 0
     config.data.bucket_boundaries = (8, 12, 16, 20, 25, 30, 40, 50, 70)
     config.data.shuffle_buffer = 20000
     config.data.seed = 1234
@@ -116,6 +133,11 @@ def default_config() -> ml_collections.ConfigDict:
     config.train.learning_rate = 1e-3
     config.train.lr_schedule = "constant"
     config.train.warmup_steps = 200
+    config.train.plateau_patience = 2
+    config.train.plateau_factor = 0.5
+    config.train.eval_every = 1000
+    config.train.early_stopping_patience = 0
+    config.train.max_time_s = 0.0
     config.train.clip_norm = 5.0
     config.train.label_smoothing = 0.1
     config.train.log_every = 100
@@ -153,6 +175,8 @@ def toy_config() -> ml_collections.ConfigDict:
     config.train.label_smoothing = 0.1
     config.train.log_every = 100
     config.train.checkpoint_every = 500
+    config.train.eval_every = 500
+    config.data.target_lang = "de"
     return config
 
 
@@ -180,6 +204,7 @@ def validate(config: ml_collections.ConfigDict, *, need_data: bool = True) -> No
         _require(bool(d.dev_src) == bool(d.dev_tgt), "data.dev_src", "set both dev_src and dev_tgt")
     for name in ("max_src_len", "max_tgt_len", "batch_size", "shuffle_buffer"):
         _require(int(d[name]) > 0, f"data.{name}", "must be positive")
+    _require(int(d.batch_tokens) >= 0, "data.batch_tokens", "must be >= 0 (0 = batch_size)")
     bounds = list(d.bucket_boundaries)
     _require(
         all(int(a) < int(b) for a, b in zip(bounds, bounds[1:]))
@@ -230,7 +255,7 @@ def validate(config: ml_collections.ConfigDict, *, need_data: bool = True) -> No
         f"must be one of {PLACEMENTS}, got {m.attention_placement!r}",
     )
     _require(
-        m.attention_placement == "luong" or not m.input_feeding,
+        m.attention_placement != "bahdanau" or not m.input_feeding,
         "model.input_feeding",
         f"{m.attention_placement} placement does not use input feeding; set it to False",
     )
@@ -250,6 +275,16 @@ def validate(config: ml_collections.ConfigDict, *, need_data: bool = True) -> No
         f"must be one of {_SCHEDULES}, got {t.lr_schedule!r}",
     )
     _require(int(t.warmup_steps) >= 0, "train.warmup_steps", "must be >= 0")
+    _require(int(t.plateau_patience) > 0, "train.plateau_patience", "must be positive")
+    _require(0.0 < t.plateau_factor < 1.0, "train.plateau_factor", "must be in (0, 1)")
+    for name in ("eval_every", "early_stopping_patience", "max_time_s"):
+        _require(t[name] >= 0, f"train.{name}", "must be >= 0 (0 = off)")
+    if t.lr_schedule == "plateau" or t.early_stopping_patience:
+        _require(
+            bool(d.dev_src) and int(t.eval_every) > 0,
+            "train.lr_schedule" if t.lr_schedule == "plateau" else "train.early_stopping_patience",
+            "needs dev evaluations: set data.dev_src/dev_tgt and train.eval_every",
+        )
     _require(t.clip_norm > 0, "train.clip_norm", "must be positive")
     _require(0.0 <= t.label_smoothing < 1.0, "train.label_smoothing", "must be in [0, 1)")
     for name in ("log_every", "checkpoint_every", "keep_checkpoints"):

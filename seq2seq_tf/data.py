@@ -35,6 +35,7 @@ class CorpusStats:
     kept: int
     empty: int
     overlong: int
+    lengths: tuple[int, ...] = ()  # of kept pairs: max(source + EOS, target + EOS) in pieces
 
 
 def _open_lines(path: str):
@@ -45,7 +46,7 @@ def _open_lines(path: str):
 
 
 def read_lines(path: str) -> list[str]:
-    """All lines of a plain or gzip UTF-8 file, without line ends.
+    """All lines of a plain or gzip UTF-8 file, without line ends (CRLF) or a leading BOM.
 
     Raises:
         DataError: the file is missing or a line is not valid UTF-8 (names the line).
@@ -54,9 +55,10 @@ def read_lines(path: str) -> list[str]:
     with _open_lines(path) as handle:
         for number, raw in enumerate(handle, start=1):
             try:
-                lines.append(raw.decode("utf-8").rstrip("\r\n"))
+                line = raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as err:
                 raise DataError(f"{path}:{number}: invalid UTF-8 ({err.reason})") from err
+            lines.append(line[1:] if number == 1 and line.startswith("\ufeff") else line)
     return lines
 
 
@@ -105,6 +107,7 @@ def corpus_stats(
 ) -> CorpusStats:
     """Counts empty and overlong pairs (the pipeline drops them) and logs the counts."""
     empty = overlong = 0
+    lengths = []
     for start in range(0, len(src_lines), 4096):
         src = tf.constant(src_lines[start : start + 4096])
         tgt = tf.constant(tgt_lines[start : start + 4096])
@@ -115,8 +118,10 @@ def corpus_stats(
                 empty += 1
             elif s + 1 > max_src_len or t + 1 > max_tgt_len:
                 overlong += 1
+            else:
+                lengths.append(int(max(s, t)) + 1)
     pairs = len(src_lines)
-    stats = CorpusStats(pairs, pairs - empty - overlong, empty, overlong)
+    stats = CorpusStats(pairs, pairs - empty - overlong, empty, overlong, tuple(lengths))
     logging.info(
         "%s: %d pairs, %d kept, %d dropped as empty, %d dropped as longer than %d/%d pieces",
         name,
@@ -132,6 +137,26 @@ def corpus_stats(
     return stats
 
 
+def derive_bucket_boundaries(lengths: tuple[int, ...], buckets: int = 10) -> tuple[int, ...]:
+    """Bucket edges at the length quantiles, so each bucket holds about as many pairs."""
+    if not lengths:
+        return ()
+    ordered = sorted(lengths)
+    last = len(ordered) - 1
+    edges = {ordered[min(last, len(ordered) * i // buckets)] + 1 for i in range(1, buckets)}
+    return tuple(sorted(e for e in edges if e > 1))
+
+
+def bucket_batch_sizes(
+    boundaries: tuple[int, ...], batch_size: int, batch_tokens: int, max_len: int
+) -> list[int]:
+    """Sentences per batch in each bucket: fixed, or batch_tokens over the bucket's longest."""
+    if not batch_tokens:
+        return [batch_size] * (len(boundaries) + 1)
+    longest = [int(b) - 1 for b in boundaries] + [max_len]
+    return [max(1, batch_tokens // max(n, 1)) for n in longest]
+
+
 def make_train_dataset(
     src_path: str,
     tgt_path: str,
@@ -144,11 +169,13 @@ def make_train_dataset(
     shuffle_buffer: int,
     seed: int,
     repeat: bool = True,
+    batch_tokens: int = 0,
 ) -> tf.data.Dataset:
     """Shuffled, repeated, length-bucketed batches; deterministic for a seed.
 
     Pairs longer than the limits (counting the added EOS/BOS) or with an empty side
-    are dropped; `corpus_stats` reports how many.
+    are dropped; `corpus_stats` reports how many. With `batch_tokens`, batches hold
+    about that many padded tokens (longest side) instead of `batch_size` sentences.
     """
     ds = tf.data.Dataset.zip(_text_dataset(src_path), _text_dataset(tgt_path))
     if shuffle_buffer > 1:
@@ -167,7 +194,9 @@ def make_train_dataset(
     ds = ds.bucket_by_sequence_length(
         lambda src, tgt_in, tgt_out: tf.maximum(tf.shape(src)[0], tf.shape(tgt_out)[0]),
         bucket_boundaries=boundaries,
-        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        bucket_batch_sizes=bucket_batch_sizes(
+            tuple(boundaries), batch_size, batch_tokens, max(max_src_len, max_tgt_len)
+        ),
         padding_values=(PAD_ID, PAD_ID, PAD_ID),
     )
     options = tf.data.Options()

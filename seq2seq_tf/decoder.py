@@ -42,7 +42,7 @@ class AttentionDecoder(keras.layers.Layer):
     dropout: dropout on embeddings, between layers and on a_t before the output.
     attention_type: one of attention.ATTENTION_TYPES (scores against the top layer's h_t).
     cell_type: recurrent cell of every layer (see cells.make_cell).
-    input_feeding: feed a_{t-1} to the first layer with the embedding (Luong).
+    input_feeding: feed a_{t-1} to the first layer with the embedding (Luong, GNMT).
     residual: add each layer's input to its output from the second layer up (GNMT).
     tie_embeddings: the output projection reuses the target embedding matrix
         (needs attention_units == embedding_dim).
@@ -50,8 +50,9 @@ class AttentionDecoder(keras.layers.Layer):
         memory after the stack. "bahdanau": the previous top state h_{t-1}
         queries it before the stack and the context joins the first layer's
         input. "gnmt": the bottom layer's output queries it and the context
-        joins the input of every layer above (Wu et al., 2016). The latter two
-        do not use input feeding.
+        joins the input of every layer above (Wu et al., 2016); with input
+        feeding the bottom layer also sees a_{t-1}, as in tensorflow/nmt's GNMT
+        cell. "bahdanau" does not use input feeding.
     recurrent_dropout: variational dropout on h_{t-1} of every layer: one mask per
         sentence, drawn once per training call and reused at every step.
     embedding: an Embedding layer to use (shared with the encoder), or None for its own.
@@ -80,7 +81,7 @@ class AttentionDecoder(keras.layers.Layer):
         super().__init__(**kwargs)
         if placement not in PLACEMENTS:
             raise ValueError(f"placement must be one of {PLACEMENTS}, got {placement!r}")
-        if placement != "luong" and input_feeding:
+        if placement == "bahdanau" and input_feeding:
             raise ValueError(f"{placement} attention placement does not use input feeding")
         if tie_embeddings and attention_units != embedding_dim:
             raise ValueError(
@@ -123,9 +124,7 @@ class AttentionDecoder(keras.layers.Layer):
         """Builds all weights; `memory_dim` is the encoder output width."""
         self.embedding.build((None,))
         self._memory_dim = memory_dim
-        extra = {"luong": self.attention_units if self.input_feeding else 0,
-                 "bahdanau": memory_dim, "gnmt": 0}[self.placement]  # fmt: skip
-        self.cells[0].build((None, self.embedding_dim + extra))
+        self.cells[0].build((None, self.embedding_dim + self._step_input_width()))
         upper = self.units + (memory_dim if self.placement == "gnmt" else 0)
         for cell in self.cells[1:]:
             cell.build((None, upper))

@@ -19,7 +19,7 @@ from absl import app, flags, logging  # noqa: E402
 
 from seq2seq_tf import search, tokenizer  # noqa: E402
 from seq2seq_tf.model import Seq2Seq, build_model  # noqa: E402
-from seq2seq_tf.workdir import CHECKPOINT_DIR, SPM_FILE, load_workdir_config  # noqa: E402
+from seq2seq_tf.workdir import BEST_DIR, CHECKPOINT_DIR, SPM_FILE, load_workdir_config  # noqa: E402
 
 
 class VocabularyMismatchError(ValueError):
@@ -197,12 +197,18 @@ class Translator(tf.Module):
         }
 
 
+def default_checkpoint(workdir: str) -> str | None:
+    """The best checkpoint by dev BLEU when the run kept one, else the latest."""
+    best = tf.train.latest_checkpoint(os.path.join(workdir, BEST_DIR))
+    return best or tf.train.latest_checkpoint(os.path.join(workdir, CHECKPOINT_DIR))
+
+
 def restore_model(workdir: str, checkpoint: str | None = None) -> tuple[Seq2Seq, str]:
-    """The model of a workdir with weights from `checkpoint` (default: the latest)."""
+    """The model of a workdir with weights from `checkpoint` (default: best, else latest)."""
     config, vocab_size = load_workdir_config(workdir)
     model = build_model(config.model, vocab_size)
     if checkpoint is None:
-        checkpoint = tf.train.latest_checkpoint(os.path.join(workdir, CHECKPOINT_DIR))
+        checkpoint = default_checkpoint(workdir)
         if checkpoint is None:
             raise FileNotFoundError(f"no checkpoint in {os.path.join(workdir, CHECKPOINT_DIR)}")
     tf.train.Checkpoint(model=model).restore(
@@ -246,7 +252,7 @@ def run():
     flags.DEFINE_string("workdir", None, "Training workdir to export.")
     flags.DEFINE_string("export_dir", None, "Model base path; writes <dir>/<version>.")
     flags.DEFINE_integer("version", None, "Version subdirectory (default: the step).")
-    flags.DEFINE_string("checkpoint", None, "Checkpoint prefix (default: latest).")
+    flags.DEFINE_string("checkpoint", None, "Checkpoint (default: best dev BLEU, else latest).")
     flags.DEFINE_string("spm_model", None, "SentencePiece model (default: the workdir's).")
     flags.DEFINE_integer("beam_width", 4, "Beam width of serving_default (1 = greedy).")
     flags.DEFINE_float("length_penalty", 0.6, "GNMT length penalty alpha (0 = off).")

@@ -27,8 +27,13 @@ def train_sentencepiece(
     model_type: str = "unigram",
     character_coverage: float = 1.0,
     input_sentence_size: int = 1_000_000,
+    user_defined_symbols: Sequence[str] = (),
 ) -> str:
-    """Trains a joint model on plain-text files; returns the .model path."""
+    """Trains one model on all the given plain-text files; returns the .model path.
+
+    Ids 0-3 are fixed (pad, unk, bos, eos) because the model and the exported
+    graph rely on them; `user_defined_symbols` are never split (tags, placeholders).
+    """
     for path in inputs:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"SentencePiece training input not found: {path}")
@@ -46,6 +51,7 @@ def train_sentencepiece(
         unk_id=UNK_ID,
         bos_id=BOS_ID,
         eos_id=EOS_ID,
+        user_defined_symbols=list(user_defined_symbols),
         minloglevel=2,
     )
     return model_prefix + ".model"

@@ -9,6 +9,7 @@ checkpoints, and TensorBoard logs under workdir/tensorboard.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -24,13 +25,51 @@ from ml_collections import config_flags  # noqa: E402
 from seq2seq_tf import config as config_lib  # noqa: E402
 from seq2seq_tf import data, tokenizer  # noqa: E402
 from seq2seq_tf.model import Seq2Seq, build_model, sequence_loss  # noqa: E402
-from seq2seq_tf.workdir import CHECKPOINT_DIR, TENSORBOARD_DIR, prepare_workdir  # noqa: E402
+from seq2seq_tf.workdir import (  # noqa: E402
+    BEST_DIR,
+    BEST_FILE,
+    CHECKPOINT_DIR,
+    TENSORBOARD_DIR,
+    prepare_workdir,
+)
+
+
+class InverseSqrtSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warmup to `peak`, then peak * sqrt(warmup / step) (Vaswani et al., 2017)."""
+
+    def __init__(self, peak: float, warmup_steps: int):
+        self.peak = float(peak)
+        self.warmup_steps = max(int(warmup_steps), 1)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32) + 1.0
+        warmup = float(self.warmup_steps)
+        return self.peak * tf.minimum(step / warmup, tf.sqrt(warmup / step))
+
+    def get_config(self):
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps}
+
+
+class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """A schedule times a variable factor: what reduce-on-plateau lowers (and checkpoints)."""
+
+    def __init__(self, schedule, scale: tf.Variable):
+        self.schedule = schedule
+        self.scale = scale
+
+    def __call__(self, step):
+        return self.schedule(step) * tf.cast(self.scale, tf.float32)
+
+    def get_config(self):
+        return {"schedule": keras.optimizers.schedules.serialize(self.schedule)}
 
 
 def make_schedule(config: ml_collections.ConfigDict):
-    """The learning-rate schedule of `config.train` (both kinds warm up linearly)."""
+    """The learning-rate schedule of `config.train` (every kind warms up linearly)."""
     t = config.train
     warmup = max(int(t.warmup_steps), 0)
+    if t.lr_schedule == "inverse_sqrt":
+        return InverseSqrtSchedule(t.learning_rate, warmup)
     if t.lr_schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=0.0 if warmup else t.learning_rate,
@@ -49,10 +88,16 @@ def make_schedule(config: ml_collections.ConfigDict):
     )
 
 
-def build_training(config: ml_collections.ConfigDict, vocab_size: int):
-    """Model and optimizer, with all variables created (so restore is immediate)."""
+def build_training(config: ml_collections.ConfigDict, vocab_size: int, lr_scale=None):
+    """Model and optimizer, with all variables created (so restore is immediate).
+
+    `lr_scale` (a variable, default 1) multiplies the schedule; plateau lowers it.
+    """
     model = build_model(config.model, vocab_size)
-    optimizer = keras.optimizers.Adam(learning_rate=make_schedule(config))
+    if lr_scale is None:
+        lr_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
+    schedule = ScaledSchedule(make_schedule(config), lr_scale)
+    optimizer = keras.optimizers.Adam(learning_rate=schedule)
     optimizer.build(model.trainable_variables)
     return model, optimizer
 
@@ -122,6 +167,7 @@ class _Progress:
             "grad_norm": self.grad_norm / max(self.count, 1),
             "tokens_per_sec": self.tokens / elapsed,
             "steps_per_sec": (step - self.step0) / elapsed,
+            "step_time_ms": 1000.0 * elapsed / max(step - self.step0, 1),
         }
         eta = (self.num_steps - step) / max(metrics["steps_per_sec"], 1e-9)
         logging.info(
@@ -142,21 +188,118 @@ class _Progress:
         return metrics
 
 
+class _DevTracker:
+    """Dev evaluations and what they decide: best checkpoint, plateau, early stop.
+
+    Its counters are variables in the training checkpoint, so a resumed run makes
+    the same decisions as an uninterrupted one.
+    """
+
+    def __init__(self, evaluator, config: ml_collections.ConfigDict, workdir: str, model, step):
+        self.evaluator = evaluator
+        self.train = config.train
+        self.workdir = workdir
+        self.best_bleu = tf.Variable(-1.0, trainable=False, name="best_bleu")
+        self.best_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="best_step")
+        self.evals_since_best = tf.Variable(0, dtype=tf.int64, trainable=False, name="since_best")
+        self.last_eval_step = tf.Variable(-1, dtype=tf.int64, trainable=False, name="last_eval")
+        self.best_manager = tf.train.CheckpointManager(
+            tf.train.Checkpoint(model=model, step=step),
+            os.path.join(workdir, BEST_DIR),
+            max_to_keep=1,
+            checkpoint_name="best",
+        )
+
+    def variables(self) -> dict:
+        return {
+            "best_bleu": self.best_bleu,
+            "best_step": self.best_step,
+            "evals_since_best": self.evals_since_best,
+            "last_eval_step": self.last_eval_step,
+        }
+
+    def __call__(self, step: int, lr_scale: tf.Variable) -> bool:
+        """Evaluates at `step`; returns True when early stopping says stop."""
+        metrics = self.evaluator(step)
+        self.last_eval_step.assign(step)
+        if metrics["bleu"] > float(self.best_bleu):
+            self.best_bleu.assign(metrics["bleu"])
+            self.best_step.assign(step)
+            self.evals_since_best.assign(0)
+            path = self.best_manager.save(checkpoint_number=step)
+            logging.info("new best dev BLEU %.2f at step %d: %s", metrics["bleu"], step, path)
+        else:
+            self.evals_since_best.assign_add(1)
+            since = int(self.evals_since_best)
+            logging.info(
+                "dev BLEU %.2f; best %.2f at step %d (%d evaluations ago)",
+                metrics["bleu"],
+                float(self.best_bleu),
+                int(self.best_step),
+                since,
+            )
+            plateau = self.train.lr_schedule == "plateau"
+            if plateau and since % int(self.train.plateau_patience) == 0:
+                lr_scale.assign(lr_scale * self.train.plateau_factor)
+                logging.info("plateau: learning rate now %.3g of the schedule", float(lr_scale))
+        with tf.io.gfile.GFile(os.path.join(self.workdir, BEST_FILE), "w") as f:
+            json.dump(
+                {"step": int(self.best_step), "bleu": float(self.best_bleu), "last": metrics},
+                f,
+                indent=2,
+            )
+        patience = int(self.train.early_stopping_patience)
+        if patience and int(self.evals_since_best) >= patience:
+            logging.info(
+                "early stopping: no better dev BLEU in %d evaluations (best %.2f at step %d)",
+                patience,
+                float(self.best_bleu),
+                int(self.best_step),
+            )
+            return True
+        return False
+
+
+def _write_hparams(config: ml_collections.ConfigDict, workdir: str, writer) -> None:
+    """Records the config in TensorBoard's hparams plugin (one trial per workdir)."""
+    from tensorboard.plugins.hparams import api as hparams_api
+
+    flat = {}
+    for group, fields in config.to_dict().items():
+        for name, value in fields.items():
+            if not isinstance(value, (bool, int, float, str)):
+                value = str(value)
+            flat[f"{group}.{name}"] = value
+    with writer.as_default():
+        hparams_api.hparams(flat, trial_id=os.path.basename(os.path.abspath(workdir)))
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-    """Trains (or resumes) until config.train.num_steps; returns the last metrics."""
+    """Trains (or resumes) until the step budget, time budget or early stopping.
+
+    Returns the last training metrics, with where and why it stopped.
+    """
+    from seq2seq_tf.evaluate import DevEvaluator
+
     config_lib.validate(config)
     keras.utils.set_random_seed(config.data.seed)
     d = config.data
     src_lines, tgt_lines = data.check_parallel(d.train_src, d.train_tgt)
     vocab_size = prepare_workdir(config, workdir)
     sp = tokenizer.make_tokenizer(tokenizer.read_model_proto(d.spm_model))
-    data.corpus_stats(src_lines, tgt_lines, sp, d.max_src_len, d.max_tgt_len, "train")
+    stats = data.corpus_stats(src_lines, tgt_lines, sp, d.max_src_len, d.max_tgt_len, "train")
     del src_lines, tgt_lines
+    boundaries = tuple(int(b) for b in d.bucket_boundaries)
+    if not boundaries:
+        boundaries = data.derive_bucket_boundaries(stats.lengths)
+        logging.info("bucket boundaries from the training data: %s", boundaries)
 
     strategy = tf.distribute.get_strategy()
     with strategy.scope():
-        model, optimizer = build_training(config, vocab_size)
+        lr_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
+        model, optimizer = build_training(config, vocab_size, lr_scale)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    examples = tf.Variable(0, dtype=tf.int64, trainable=False, name="examples")
     logging.info("model: %s parameters, vocabulary %d", f"{model.count_params():,}", vocab_size)
     dataset = data.make_train_dataset(
         d.train_src,
@@ -165,12 +308,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         batch_size=d.batch_size,
         max_src_len=d.max_src_len,
         max_tgt_len=d.max_tgt_len,
-        bucket_boundaries=tuple(d.bucket_boundaries),
+        bucket_boundaries=boundaries,
         shuffle_buffer=d.shuffle_buffer,
         seed=d.seed,
+        batch_tokens=d.batch_tokens,
     )
     iterator = iter(dataset)
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step, iterator=iterator)
+    summaries = os.path.join(workdir, TENSORBOARD_DIR)
+    writer = tf.summary.create_file_writer(os.path.join(summaries, "train"))
+    tracker = None
+    if d.dev_src and config.train.eval_every:
+        dev_writer = tf.summary.create_file_writer(os.path.join(summaries, "dev"))
+        tracker = _DevTracker(DevEvaluator(model, config, dev_writer), config, workdir, model, step)
+    checkpoint = tf.train.Checkpoint(
+        model=model,
+        optimizer=optimizer,
+        step=step,
+        iterator=iterator,
+        examples=examples,
+        lr_scale=lr_scale,
+        **(tracker.variables() if tracker else {}),
+    )
     manager = tf.train.CheckpointManager(
         checkpoint,
         os.path.join(workdir, CHECKPOINT_DIR),
@@ -180,27 +338,56 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_consumed()
         logging.info("resumed from %s at step %d", manager.latest_checkpoint, int(step))
+    else:
+        _write_hparams(config, workdir, writer)
 
     train_step = make_train_step(model, optimizer, config)
-    writer = tf.summary.create_file_writer(os.path.join(workdir, TENSORBOARD_DIR, "train"))
     num_steps = int(config.train.num_steps)
+    eval_every = int(config.train.eval_every)
+    max_time = float(config.train.max_time_s)
     progress = _Progress(int(step), num_steps)
     metrics: dict = {}
+    start = time.perf_counter()
+    stop_reason = f"step budget {num_steps}"
     while int(step) < num_steps:
         source, target_in, target_out = next(iterator)
         progress.add(*train_step(source, target_in, target_out))
+        examples.assign_add(tf.shape(source, out_type=tf.int64)[0])
         step.assign_add(1)
         current = int(step)
-        if current % config.train.log_every == 0 or current == num_steps:
-            lr = float(optimizer.learning_rate)
-            metrics = progress.report(current, lr)
+        out_of_time = max_time > 0 and time.perf_counter() - start > max_time
+        last = current == num_steps or out_of_time
+        if current % config.train.log_every == 0 or last:
+            metrics = progress.report(current, float(optimizer.learning_rate))
+            metrics["epoch"] = int(examples) / max(stats.kept, 1)
             with writer.as_default(step=current):
                 for name, value in metrics.items():
                     tf.summary.scalar(name, value)
-        if current % config.train.checkpoint_every == 0 or current == num_steps:
+        stop = False
+        if tracker and (current % eval_every == 0 or last):
+            stop = tracker(current, lr_scale)
+        if current % config.train.checkpoint_every == 0 or last or stop:
             manager.save(checkpoint_number=current)
+        if out_of_time:
+            stop_reason = f"time budget {max_time:.0f}s"
+            break
+        if stop:
+            stop_reason = "early stopping"
+            break
     writer.flush()
-    logging.info("done at step %d; checkpoints in %s", int(step), manager.directory)
+    logging.info(
+        "stopped at step %d (%s), %.2f epochs; checkpoints in %s%s",
+        int(step),
+        stop_reason,
+        int(examples) / max(stats.kept, 1),
+        manager.directory,
+        f"; best dev BLEU {float(tracker.best_bleu):.2f} at step {int(tracker.best_step)}"
+        if tracker
+        else "",
+    )
+    metrics.update(step=int(step), epoch=int(examples) / max(stats.kept, 1), stopped=stop_reason)
+    if tracker:
+        metrics.update(best_step=int(tracker.best_step), best_dev_bleu=float(tracker.best_bleu))
     return metrics
 
 

@@ -118,11 +118,25 @@ def translate_lines(
     return translations, scores
 
 
-def plot_alignments(model, lines: list[str], out_dir: str, batch_size: int = 32) -> int:
-    """Writes out_dir/NNNNN.png: attention heatmap of each sentence (target x source pieces)."""
+def alignment_figure(source: list[str], target: list[str], weights):
+    """A matplotlib figure of one attention matrix (target pieces x source pieces)."""
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(1 + 0.4 * len(source), 1 + 0.4 * max(len(target), 1)))
+    axes.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
+    axes.set_xticks(range(len(source)), source, rotation=90)
+    axes.set_yticks(range(len(target)), target)
+    axes.set_xlabel("source pieces")
+    axes.set_ylabel("target pieces")
+    figure.tight_layout()
+    return figure
+
+
+def plot_alignments(model, lines: list[str], out_dir: str, batch_size: int = 32) -> int:
+    """Writes out_dir/NNNNN.png: attention heatmap of each sentence (target x source pieces)."""
     import matplotlib.pyplot as plt
 
     os.makedirs(out_dir, exist_ok=True)
@@ -136,14 +150,7 @@ def plot_alignments(model, lines: list[str], out_dir: str, batch_size: int = 32)
         for row in range(len(sources)):
             src = [p.decode("utf-8") for p in sources[row] if p]
             tgt = [p.decode("utf-8") for p in targets[row] if p]
-            matrix = weights[row, : len(tgt), : len(src)]
-            figure, axes = plt.subplots(figsize=(1 + 0.4 * len(src), 1 + 0.4 * max(len(tgt), 1)))
-            axes.imshow(matrix, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
-            axes.set_xticks(range(len(src)), src, rotation=90)
-            axes.set_yticks(range(len(tgt)), tgt)
-            axes.set_xlabel("source pieces")
-            axes.set_ylabel("target pieces")
-            figure.tight_layout()
+            figure = alignment_figure(src, tgt, weights[row, : len(tgt), : len(src)])
             figure.savefig(os.path.join(out_dir, f"{first + row:05d}.png"), dpi=80)
             plt.close(figure)
             written += 1

@@ -3,6 +3,8 @@
 <workdir>/config.json      the config the run uses, plus the vocabulary size
 <workdir>/spm.model        the SentencePiece model the run was trained with
 <workdir>/checkpoints/     rolling checkpoints (model, optimizer, step, input position)
+<workdir>/best/            the checkpoint with the best dev BLEU (export's default)
+<workdir>/best.json        its step and score, and the last dev evaluation
 <workdir>/tensorboard/     summaries
 """
 
@@ -22,6 +24,8 @@ from seq2seq_tf import tokenizer
 CONFIG_FILE = "config.json"
 SPM_FILE = "spm.model"
 CHECKPOINT_DIR = "checkpoints"
+BEST_DIR = "best"
+BEST_FILE = "best.json"
 TENSORBOARD_DIR = "tensorboard"
 
 

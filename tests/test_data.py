@@ -113,3 +113,29 @@ def test_iterator_checkpoint_resumes_at_the_same_position(toy_data, tmp_path):
     fresh = iter(_dataset(toy_data))
     tf.train.Checkpoint(iterator=fresh).restore(path)
     assert [next(fresh)[0].numpy().tolist() for _ in range(3)] == expected
+
+
+def test_token_budget_gives_each_bucket_budget_over_its_longest_length():
+    assert data.bucket_batch_sizes((10, 20), 64, 0, 50) == [64, 64, 64]
+    assert data.bucket_batch_sizes((10, 20), 64, 1000, 50) == [111, 52, 20]
+    assert data.bucket_batch_sizes((10,), 64, 5, 50) == [1, 1]  # never an empty batch
+
+
+def test_bucket_boundaries_from_length_quantiles():
+    lengths = tuple(range(1, 101))
+    edges = data.derive_bucket_boundaries(lengths, buckets=4)
+    assert edges == (27, 52, 77)  # ~25 pairs per bucket
+    assert data.derive_bucket_boundaries((5,) * 50) == (6,)
+    assert data.derive_bucket_boundaries(()) == ()
+
+
+def test_token_budget_batches_stay_within_budget(toy_data):
+    sp = tokenizer.make_tokenizer(tokenizer.read_model_proto(toy_data["spm_model"]))
+    ds = data.make_train_dataset(
+        toy_data["train_src"], toy_data["train_tgt"], sp, batch_size=999, max_src_len=48,
+        max_tgt_len=48, bucket_boundaries=(10, 16, 24), shuffle_buffer=100, seed=1,
+        batch_tokens=300, repeat=False,
+    )  # fmt: skip
+    for source, _, target_out in ds.take(30):
+        longest = max(source.shape[1], target_out.shape[1])
+        assert source.shape[0] * longest <= 300

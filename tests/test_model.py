@@ -73,7 +73,7 @@ FACTORS = {
 
 
 def _valid(choice: dict) -> bool:
-    return choice.get("attention_placement", "luong") == "luong" or not choice.get(
+    return choice.get("attention_placement", "luong") != "bahdanau" or not choice.get(
         "input_feeding", False
     )
 

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_config
+from conftest import MULTI30K, tiny_config
 
 from seq2seq_tf import train, workdir
 from seq2seq_tf.model import build_model
@@ -81,3 +81,123 @@ def test_workdir_config_round_trip(toy_data, tmp_path):
     assert loaded_vocab == vocab
     assert loaded.to_dict() == config.to_dict() or loaded.model.to_dict() == config.model.to_dict()
     assert tuple(loaded.data.bucket_boundaries) == tuple(config.data.bucket_boundaries)
+
+
+class _ScriptedEvaluator:
+    """Stands in for DevEvaluator: returns the next BLEU of a script."""
+
+    def __init__(self, scores):
+        self.scores = list(scores)
+
+    def __call__(self, step):
+        return {"bleu": self.scores.pop(0)}
+
+
+def _tracker(tmp_path, scores, **train_fields):
+    from seq2seq_tf.config import default_config
+
+    config = default_config()
+    for key, value in train_fields.items():
+        config.train[key] = value
+    weights = tf.Variable([0.0])
+    step = tf.Variable(0, dtype=tf.int64)
+    tracker = train._DevTracker(_ScriptedEvaluator(scores), config, str(tmp_path), weights, step)
+    return tracker, weights, step
+
+
+def test_best_checkpoint_holds_the_best_dev_bleu_and_plateau_halves_the_rate(tmp_path):
+    tracker, weights, step = _tracker(
+        tmp_path, [10.0, 12.0, 11.0, 12.0, 9.0, 8.0], lr_schedule="plateau", plateau_patience=2
+    )
+    lr_scale = tf.Variable(1.0)
+    decisions = []
+    for current, marker in zip(range(100, 700, 100), range(1, 7)):
+        step.assign(current)
+        weights.assign([float(marker)])
+        decisions.append(tracker(current, lr_scale))
+    assert decisions == [False] * 6  # no early stopping configured
+    assert (int(tracker.best_step), float(tracker.best_bleu)) == (200, 12.0)  # ties do not win
+    assert int(tracker.evals_since_best) == 4
+    assert float(lr_scale) == pytest.approx(0.25)  # halved after 2 and after 4 bad evaluations
+    best = tf.train.latest_checkpoint(str(tmp_path / workdir.BEST_DIR))
+    assert best.endswith("best-200")
+    assert tf.train.load_checkpoint(best).get_tensor("model/.ATTRIBUTES/VARIABLE_VALUE")[0] == 2.0
+    stored = __import__("json").load(open(tmp_path / workdir.BEST_FILE))
+    assert stored["step"] == 200 and stored["bleu"] == 12.0
+
+
+def test_early_stopping_after_patience_evaluations_without_a_new_best(tmp_path):
+    tracker, _, step = _tracker(tmp_path, [5.0, 4.0, 6.0, 6.0, 5.0], early_stopping_patience=2)
+    lr_scale = tf.Variable(1.0)
+    decisions = [tracker(s, lr_scale) for s in (1, 2, 3, 4, 5)]
+    assert decisions == [False, False, False, False, True]
+    assert float(lr_scale) == 1.0  # not a plateau schedule
+
+
+def test_inverse_sqrt_schedule_warms_up_then_decays():
+    schedule = train.InverseSqrtSchedule(1e-3, warmup_steps=100)
+    values = [float(schedule(s)) for s in (0, 49, 99, 399, 9999)]
+    np.testing.assert_allclose(values, [1e-5, 5e-4, 1e-3, 5e-4, 1e-4], rtol=1e-5)
+
+
+def test_dev_evaluation_keeps_the_best_checkpoint_and_export_picks_it(toy_data, tmp_path):
+    from seq2seq_tf import export
+
+    config = tiny_config(toy_data, num_steps=30, eval_every=10, checkpoint_every=10)
+    config.data.dev_src, config.data.dev_tgt = toy_data["test_src"], toy_data["test_tgt"]
+    config.train.lr_schedule = "plateau"
+    config.train.plateau_patience = 1
+    run = str(tmp_path / "run")
+    result = train.train_and_evaluate(config, run)
+    best = tf.train.latest_checkpoint(os.path.join(run, workdir.BEST_DIR))
+    assert best.endswith(f"best-{result['best_step']}")
+    assert export.default_checkpoint(run) == best
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(run, "checkpoints")))
+    assert reader.get_tensor("best_step/.ATTRIBUTES/VARIABLE_VALUE") == result["best_step"]
+    assert reader.get_tensor("last_eval_step/.ATTRIBUTES/VARIABLE_VALUE") == 30
+
+
+def test_time_budget_stops_early_with_a_checkpoint(toy_data, tmp_path):
+    config = tiny_config(toy_data, num_steps=100000, max_time_s=3.0)
+    result = train.train_and_evaluate(config, str(tmp_path))
+    assert result["stopped"] == "time budget 3s"
+    assert 0 < result["step"] < 100000
+    latest = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
+    assert latest.endswith(f"-{result['step']}")
+
+
+def test_token_budget_batches_and_derived_buckets_train(toy_data, tmp_path):
+    config = tiny_config(toy_data, num_steps=5)
+    config.data.batch_tokens = 400
+    config.data.bucket_boundaries = ()
+    result = train.train_and_evaluate(config, str(tmp_path))
+    assert np.isfinite(result["loss"]) and result["epoch"] > 0
+
+
+@pytest.mark.skipif(not MULTI30K.exists(), reason="../shared/data/multi30k not present")
+def test_multi30k_smoke_trains_a_few_steps(tmp_path):
+    """Prepare the real corpus, a small SentencePiece model, a few steps of a small model."""
+    from conftest import load_script
+
+    from seq2seq_tf import tokenizer
+    from seq2seq_tf.config import default_config
+
+    prepare = load_script("prepare_corpus")
+    out = tmp_path / "m30k"
+    report = prepare.prepare_directory(str(MULTI30K), ["train", "val"], "en", "de", str(out))
+    assert report["train"]["pairs"] == 29000 and report["val"]["pairs"] == 1014
+    spm = tokenizer.train_sentencepiece(
+        [str(out / "train.en"), str(out / "train.de")], str(out / "spm"), 1000,
+        input_sentence_size=20000,
+    )  # fmt: skip
+    config = default_config()
+    config.data.train_src, config.data.train_tgt = str(out / "train.en"), str(out / "train.de")
+    config.data.spm_model = spm
+    config.data.target_lang = "de"
+    config.data.bucket_boundaries = ()
+    config.model.embedding_dim, config.model.encoder_layers = 16, 1
+    config.model.encoder_units, config.model.decoder_layers = 16, 1
+    config.model.decoder_units = config.model.attention_units = 32
+    config.train.num_steps, config.train.log_every = 6, 3
+    result = train.train_and_evaluate(config, str(tmp_path / "run"))
+    assert result["step"] == 6 and np.isfinite(result["loss"])
