@@ -59,6 +59,8 @@ train.early_stopping_patience     stop after this many evaluations without a new
 train.max_time_s                  stop after this many seconds of training in this process (0 =
                                   no limit); the step budget still applies
 train.clip_norm                   gradient clipping by global norm
+train.precision                   float32 | mixed_bfloat16 (bfloat16 compute, float32 weights,
+                                  softmax and loss; pays on CPUs with AVX512-BF16/AMX and TPUs)
 train.label_smoothing             label smoothing of the cross entropy
 train.log_every                   steps between progress lines and TensorBoard scalars
 train.checkpoint_every            steps between checkpoints
@@ -79,6 +81,7 @@ from seq2seq_tf.decoder import PLACEMENTS
 
 _SCHEDULES = ("constant", "cosine", "inverse_sqrt", "plateau")
 _BRIDGES = ("zeros", "copy", "dense")
+_PRECISIONS = ("float32", "mixed_bfloat16")
 _STATES = {"lstm": 2, "layer_norm_lstm": 2, "gru": 1, "gru_reset_before": 1, "simple_rnn": 1}
 
 
@@ -139,6 +142,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.train.early_stopping_patience = 0
     config.train.max_time_s = 0.0
     config.train.clip_norm = 5.0
+    config.train.precision = "float32"
     config.train.label_smoothing = 0.1
     config.train.log_every = 100
     config.train.checkpoint_every = 1000
@@ -286,6 +290,11 @@ def validate(config: ml_collections.ConfigDict, *, need_data: bool = True) -> No
             "needs dev evaluations: set data.dev_src/dev_tgt and train.eval_every",
         )
     _require(t.clip_norm > 0, "train.clip_norm", "must be positive")
+    _require(
+        t.precision in _PRECISIONS,
+        "train.precision",
+        f"must be one of {_PRECISIONS}, got {t.precision!r}",
+    )
     _require(0.0 <= t.label_smoothing < 1.0, "train.label_smoothing", "must be in [0, 1)")
     for name in ("log_every", "checkpoint_every", "keep_checkpoints"):
         _require(int(t[name]) > 0, f"train.{name}", "must be positive")

@@ -59,6 +59,9 @@ class AttentionDecoder(keras.layers.Layer):
     **kwargs: forwarded to `keras.layers.Layer`.
     """
 
+    # State entries that stay the same within a sentence (beam search never reorders them).
+    BEAM_INVARIANT = ("memory", "keys", "mask")
+
     def __init__(
         self,
         vocab_size: int,

@@ -127,6 +127,7 @@ class Translator(tf.Module):
             self._defaults.length_penalty,
             self._defaults.coverage_penalty,
             n_best=n_best,
+            beam_invariant=self.model.decoder.BEAM_INVARIANT,
         )
 
     @tf.function(input_signature=[_STRINGS])

@@ -93,7 +93,12 @@ def build_training(config: ml_collections.ConfigDict, vocab_size: int, lr_scale=
 
     `lr_scale` (a variable, default 1) multiplies the schedule; plateau lowers it.
     """
-    model = build_model(config.model, vocab_size)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(config.train.precision)  # layers take it when constructed
+    try:
+        model = build_model(config.model, vocab_size)
+    finally:
+        keras.config.set_dtype_policy(previous)
     if lr_scale is None:
         lr_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
     schedule = ScaledSchedule(make_schedule(config), lr_scale)

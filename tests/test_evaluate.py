@@ -90,3 +90,28 @@ def test_dev_evaluator_writes_scalars_text_and_attention_image(toy_data, tmp_pat
                 steps.add(event.step)
     assert {"loss", "perplexity", "bleu", "chrf", "bleu_lc_tok", "samples", "attention"} <= tags
     assert {2, 4} <= steps
+    train_dir = os.path.join(run, workdir.TENSORBOARD_DIR, "train")
+    train_tags = {
+        value.tag
+        for name in os.listdir(train_dir)
+        for event in tf.compat.v1.train.summary_iterator(os.path.join(train_dir, name))
+        for value in event.summary.value
+    }
+    assert "_hparams_/session_start_info" in train_tags  # the HParams tab
+    assert {"step_time_ms", "epoch", "tokens_per_sec", "learning_rate"} <= train_tags
+
+
+def test_saved_model_and_checkpoint_give_the_same_scores(trained_workdir, toy_data, tmp_path):
+    from seq2seq_tf import export, translate
+
+    path = export.export(trained_workdir, str(tmp_path / "export"))
+    saved = tf.saved_model.load(translate.resolve_saved_model(str(tmp_path / "export")))
+    sources = open(toy_data["test_src"], encoding="utf-8").read().splitlines()[:16]
+    references = open(toy_data["test_tgt"], encoding="utf-8").read().splitlines()[:16]
+    from_saved = evaluate.evaluate(saved, sources, references, "de", beam_width=3)
+    from_checkpoint = evaluate.evaluate(
+        evaluate.CheckpointModel(trained_workdir, beam_width=3), sources, references, "de"
+    )
+    assert path.endswith("/60")
+    assert from_saved[0] == from_checkpoint[0]
+    assert from_saved[1]["bleu"] == from_checkpoint[1]["bleu"]

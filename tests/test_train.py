@@ -201,3 +201,20 @@ def test_multi30k_smoke_trains_a_few_steps(tmp_path):
     config.train.num_steps, config.train.log_every = 6, 3
     result = train.train_and_evaluate(config, str(tmp_path / "run"))
     assert result["step"] == 6 and np.isfinite(result["loss"])
+
+
+def test_mixed_bfloat16_trains_with_float32_weights_and_exports_float32(toy_data, tmp_path):
+    from seq2seq_tf import export
+
+    config = tiny_config(toy_data, num_steps=20, precision="mixed_bfloat16")
+    first = train.train_and_evaluate(tiny_config(toy_data, num_steps=2), str(tmp_path / "f32"))
+    result = train.train_and_evaluate(config, str(tmp_path / "bf16"))
+    assert np.isfinite(result["loss"]) and result["loss"] < first["loss"]
+    model, optimizer = train.build_training(config, 300)
+    assert model.compute_dtype == "bfloat16"
+    assert {v.dtype for v in model.trainable_variables} == {"float32"}
+    assert __import__("keras").config.dtype_policy().name == "float32"  # global policy restored
+    path = export.export(str(tmp_path / "bf16"), str(tmp_path / "export"))
+    loaded = tf.saved_model.load(path)
+    out = loaded.signatures["serving_default"](inputs=tf.constant(["the dog laughs ."]))
+    assert out["translations"].shape == (1,) and out["scores"].dtype == tf.float32
