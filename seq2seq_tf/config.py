@@ -59,6 +59,7 @@ train.early_stopping_patience     stop after this many evaluations without a new
 train.max_time_s                  stop after this many seconds of training in this process (0 =
                                   no limit); the step budget still applies
 train.clip_norm                   gradient clipping by global norm
+train.max_bad_steps               non-finite steps are skipped; this many in a row stop training
 train.precision                   float32 | mixed_bfloat16 (bfloat16 compute, float32 weights,
                                   softmax and loss; pays on CPUs with AVX512-BF16/AMX and TPUs)
 train.label_smoothing             label smoothing of the cross entropy
@@ -143,6 +144,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.train.max_time_s = 0.0
     config.train.clip_norm = 5.0
     config.train.precision = "float32"
+    config.train.max_bad_steps = 20
     config.train.label_smoothing = 0.1
     config.train.log_every = 100
     config.train.checkpoint_every = 1000
@@ -296,7 +298,7 @@ def validate(config: ml_collections.ConfigDict, *, need_data: bool = True) -> No
         f"must be one of {_PRECISIONS}, got {t.precision!r}",
     )
     _require(0.0 <= t.label_smoothing < 1.0, "train.label_smoothing", "must be in [0, 1)")
-    for name in ("log_every", "checkpoint_every", "keep_checkpoints"):
+    for name in ("log_every", "checkpoint_every", "keep_checkpoints", "max_bad_steps"):
         _require(int(t[name]) > 0, f"train.{name}", "must be positive")
     _require(dec.max_length_ratio > 0, "decode.max_length_ratio", "must be positive")
     _require(int(dec.max_length) > 0, "decode.max_length", "must be positive")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import threading
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -107,8 +109,16 @@ def build_training(config: ml_collections.ConfigDict, vocab_size: int, lr_scale=
     return model, optimizer
 
 
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. only non-finite steps); the message says why and what is kept."""
+
+
 def make_train_step(model: Seq2Seq, optimizer, config: ml_collections.ConfigDict):
-    """The compiled step: forward, loss, clipped gradients, update; returns sums."""
+    """The compiled step: forward, loss, clipped gradients, update.
+
+    Returns (loss sum, NLL sum, tokens, gradient norm, applied): a step whose loss or
+    gradients are not finite changes no weight and returns applied = False.
+    """
     strategy = tf.distribute.get_strategy()
     label_smoothing = float(config.train.label_smoothing)
     clip_norm = float(config.train.clip_norm)
@@ -123,21 +133,24 @@ def make_train_step(model: Seq2Seq, optimizer, config: ml_collections.ConfigDict
         grads = tape.gradient(loss, model.trainable_variables)
         grads = tf.distribute.get_replica_context().all_reduce("sum", grads)
         grads, grad_norm = tf.clip_by_global_norm(grads, clip_norm)
-        optimizer.apply(grads, model.trainable_variables)
-        return loss_sum, nll_sum, tokens, grad_norm
+        global_loss = tf.distribute.get_replica_context().all_reduce("sum", loss_sum)
+        finite = tf.math.is_finite(grad_norm) & tf.math.is_finite(global_loss)
+
+        def apply():
+            optimizer.apply(grads, model.trainable_variables)
+            return tf.constant(True)
+
+        applied = tf.cond(finite, apply, lambda: tf.constant(False))
+        return loss_sum, nll_sum, tokens, grad_norm, applied
 
     @tf.function(input_signature=[spec, spec, spec])
     def train_step(source, target_in, target_out):
-        loss_sum, nll_sum, tokens, grad_norm = strategy.run(
+        loss_sum, nll_sum, tokens, grad_norm, applied = strategy.run(
             replica_step, args=(source, target_in, target_out)
         )
         reduce = lambda x: strategy.reduce("sum", x, axis=None)  # noqa: E731
-        return (
-            reduce(loss_sum),
-            reduce(nll_sum),
-            reduce(tokens),
-            strategy.experimental_local_results(grad_norm)[0],
-        )
+        first = lambda x: strategy.experimental_local_results(x)[0]  # noqa: E731
+        return reduce(loss_sum), reduce(nll_sum), reduce(tokens), first(grad_norm), first(applied)
 
     return train_step
 
@@ -191,6 +204,47 @@ class _Progress:
         )
         self.reset(step)
         return metrics
+
+
+class _StopOnSignal:
+    """Notes SIGTERM (the usual preemption signal) so the loop can checkpoint and exit."""
+
+    def __init__(self, *signals):
+        self.signals = signals
+        self.received: str | None = None
+        self._previous: dict = {}
+
+    def _handle(self, signum, frame):
+        self.received = signal.Signals(signum).name
+        logging.warning("%s received: saving a checkpoint after this step", self.received)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():  # handlers live there only
+            for sig in self.signals:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def restore_newest_good(checkpoint: tf.train.Checkpoint, paths: list[str]) -> str:
+    """Restores the newest of `paths` that reads back whole; warns about each one skipped.
+
+    Raises:
+        TrainingError: none of them can be restored.
+    """
+    for path in reversed(paths):
+        try:
+            checkpoint.restore(path).assert_consumed()
+            return path
+        except (tf.errors.OpError, ValueError, AssertionError, IndexError, KeyError) as err:
+            logging.warning(
+                "checkpoint %s is unreadable (%s: %s); falling back to the one before it",
+                path, type(err).__name__, str(err).splitlines()[0][:200],
+            )  # fmt: skip
+    raise TrainingError(f"none of the checkpoints {paths} can be restored; use a new workdir")
 
 
 class _DevTracker:
@@ -305,6 +359,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         model, optimizer = build_training(config, vocab_size, lr_scale)
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     examples = tf.Variable(0, dtype=tf.int64, trainable=False, name="examples")
+    skipped = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps")
     logging.info("model: %s parameters, vocabulary %d", f"{model.count_params():,}", vocab_size)
     dataset = data.make_train_dataset(
         d.train_src,
@@ -331,6 +386,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         step=step,
         iterator=iterator,
         examples=examples,
+        skipped=skipped,
         lr_scale=lr_scale,
         **(tracker.variables() if tracker else {}),
     )
@@ -340,9 +396,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         max_to_keep=config.train.keep_checkpoints,
         step_counter=step,
     )
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_consumed()
-        logging.info("resumed from %s at step %d", manager.latest_checkpoint, int(step))
+    if manager.checkpoints:
+        restored = restore_newest_good(checkpoint, manager.checkpoints)
+        logging.info("resumed from %s at step %d", restored, int(step))
     else:
         _write_hparams(config, workdir, writer)
 
@@ -354,31 +410,57 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     metrics: dict = {}
     start = time.perf_counter()
     stop_reason = f"step budget {num_steps}"
-    while int(step) < num_steps:
-        source, target_in, target_out = next(iterator)
-        progress.add(*train_step(source, target_in, target_out))
-        examples.assign_add(tf.shape(source, out_type=tf.int64)[0])
-        step.assign_add(1)
-        current = int(step)
-        out_of_time = max_time > 0 and time.perf_counter() - start > max_time
-        last = current == num_steps or out_of_time
-        if current % config.train.log_every == 0 or last:
-            metrics = progress.report(current, float(optimizer.learning_rate))
-            metrics["epoch"] = int(examples) / max(stats.kept, 1)
-            with writer.as_default(step=current):
-                for name, value in metrics.items():
-                    tf.summary.scalar(name, value)
-        stop = False
-        if tracker and (current % eval_every == 0 or last):
-            stop = tracker(current, lr_scale)
-        if current % config.train.checkpoint_every == 0 or last or stop:
-            manager.save(checkpoint_number=current)
-        if out_of_time:
-            stop_reason = f"time budget {max_time:.0f}s"
-            break
-        if stop:
-            stop_reason = "early stopping"
-            break
+    max_bad = int(config.train.max_bad_steps)
+    bad_in_a_row = 0
+    with _StopOnSignal(signal.SIGTERM) as stop_signal:
+        while int(step) < num_steps:
+            source, target_in, target_out = next(iterator)
+            *sums, applied = train_step(source, target_in, target_out)
+            examples.assign_add(tf.shape(source, out_type=tf.int64)[0])
+            step.assign_add(1)
+            current = int(step)
+            if bool(applied):
+                progress.add(*sums)
+                bad_in_a_row = 0
+            else:
+                skipped.assign_add(1)
+                bad_in_a_row += 1
+                logging.warning(
+                    "step %d: non-finite loss or gradients (loss sum %s, gradient norm %s); "
+                    "skipped, no weight changed (%d in a row, %d in all)",
+                    current, float(sums[0]), float(sums[3]), bad_in_a_row, int(skipped),
+                )  # fmt: skip
+                if bad_in_a_row >= max_bad:
+                    raise TrainingError(
+                        f"{bad_in_a_row} non-finite steps in a row (train.max_bad_steps) up to "
+                        f"step {current}; stopped without saving. The last good checkpoint is "
+                        f"{manager.latest_checkpoint}; lower train.learning_rate or check the "
+                        "data around this point"
+                    )
+            out_of_time = max_time > 0 and time.perf_counter() - start > max_time
+            signalled = stop_signal.received  # one reading, so a late signal waits a step
+            last = current == num_steps or out_of_time or signalled is not None
+            if current % config.train.log_every == 0 or last:
+                metrics = progress.report(current, float(optimizer.learning_rate))
+                metrics["epoch"] = int(examples) / max(stats.kept, 1)
+                metrics["skipped_steps"] = int(skipped)
+                with writer.as_default(step=current):
+                    for name, value in metrics.items():
+                        tf.summary.scalar(name, value)
+            stop = False
+            if tracker and (current % eval_every == 0 or (last and not signalled)):
+                stop = tracker(current, lr_scale)
+            if current % config.train.checkpoint_every == 0 or last or stop:
+                manager.save(checkpoint_number=current)
+            if signalled:
+                stop_reason = f"{signalled}: checkpoint saved, rerun to resume"
+                break
+            if out_of_time:
+                stop_reason = f"time budget {max_time:.0f}s"
+                break
+            if stop:
+                stop_reason = "early stopping"
+                break
     writer.flush()
     logging.info(
         "stopped at step %d (%s), %.2f epochs; checkpoints in %s%s",

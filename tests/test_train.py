@@ -218,3 +218,102 @@ def test_mixed_bfloat16_trains_with_float32_weights_and_exports_float32(toy_data
     loaded = tf.saved_model.load(path)
     out = loaded.signatures["serving_default"](inputs=tf.constant(["the dog laughs ."]))
     assert out["translations"].shape == (1,) and out["scores"].dtype == tf.float32
+
+
+def _fake_steps(monkeypatch, pattern):
+    """Replaces the train step: pattern[i] False makes step i non-finite (nothing applied)."""
+    real = train.make_train_step
+    calls = {"n": 0}
+
+    def make(model, optimizer, config):
+        step_fn = real(model, optimizer, config)
+
+        def fake(source, target_in, target_out):
+            i = calls["n"]
+            calls["n"] += 1
+            if i < len(pattern) and not pattern[i]:
+                nan = tf.constant(float("nan"))
+                return nan, nan, tf.constant(10.0), nan, tf.constant(False)
+            return step_fn(source, target_in, target_out)
+
+        return fake
+
+    monkeypatch.setattr(train, "make_train_step", make)
+
+
+def test_non_finite_steps_are_skipped_and_counted(toy_data, tmp_path, monkeypatch):
+    _fake_steps(monkeypatch, [True, False, False, True])
+    result = train.train_and_evaluate(tiny_config(toy_data, num_steps=10), str(tmp_path))
+    assert np.isfinite(result["loss"]) and result["skipped_steps"] == 2
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "checkpoints")))
+    assert reader.get_tensor("skipped/.ATTRIBUTES/VARIABLE_VALUE") == 2
+    # Adam counted only the applied steps.
+    assert reader.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 8
+
+
+def test_a_run_of_non_finite_steps_stops_and_keeps_the_good_checkpoint(
+    toy_data, tmp_path, monkeypatch
+):
+    train.train_and_evaluate(tiny_config(toy_data, num_steps=20), str(tmp_path))
+    _fake_steps(monkeypatch, [False] * 100)
+    with pytest.raises(train.TrainingError, match=r"5 non-finite steps in a row.*ckpt-20"):
+        train.train_and_evaluate(
+            tiny_config(toy_data, num_steps=60, max_bad_steps=5), str(tmp_path)
+        )
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-20")
+
+
+def test_corrupt_newest_checkpoint_falls_back_to_the_previous(toy_data, tmp_path, caplog):
+    caplog.set_level("INFO", logger="absl")
+    train.train_and_evaluate(tiny_config(toy_data, num_steps=40), str(tmp_path))
+    data_file = tf.train.latest_checkpoint(str(tmp_path / "checkpoints")) + ".data-00000-of-00001"
+    with open(data_file, "r+b") as f:  # truncate: a write cut short by a crash
+        f.truncate(os.path.getsize(data_file) // 3)
+    result = train.train_and_evaluate(tiny_config(toy_data, num_steps=60), str(tmp_path))
+    assert result["step"] == 60
+    assert "ckpt-40 is unreadable" in caplog.text
+    assert "resumed from" in caplog.text and "ckpt-20 at step 20" in caplog.text
+
+
+_SIGTERM_RUN = """
+import sys
+sys.path.insert(0, {tests!r})
+from conftest import tiny_config
+from seq2seq_tf import train
+from absl import logging
+logging.set_verbosity("info")
+toy = {toy!r}
+result = train.train_and_evaluate(tiny_config(toy, num_steps=100000, checkpoint_every=100000,
+                                              log_every=5), {workdir!r})
+print("STOPPED", result["step"], result["stopped"])
+"""
+
+
+def test_sigterm_saves_a_checkpoint_then_exits(toy_data, tmp_path):
+    import pathlib
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "run.py"
+    tests = str(pathlib.Path(__file__).parent)
+    script.write_text(_SIGTERM_RUN.format(tests=tests, toy=toy_data, workdir=str(tmp_path / "run")))
+    process = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines = []
+    deadline = time.time() + 240
+    for line in process.stdout:  # wait until training steps are being logged
+        lines.append(line)
+        if "step 10/100000" in line or time.time() > deadline:
+            break
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=240)
+    text = "".join(lines) + out
+    assert process.returncode == 0, text[-3000:]
+    assert "SIGTERM received" in text
+    stopped_step = int(text.split("STOPPED ")[1].split()[0])
+    assert stopped_step >= 10
+    latest = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
+    assert latest and latest.endswith(f"ckpt-{stopped_step}"), text[-2000:]
