@@ -43,7 +43,8 @@ def average_checkpoints(workdir: str, last: int, output_dir: str | None = None) 
         weights = [w.numpy().astype(np.float64) for w in model.weights]
         total = weights if total is None else [t + w for t, w in zip(total, weights)]
     for variable, summed in zip(model.weights, total):
-        variable.assign((summed / len(paths)).astype(variable.dtype.as_numpy_dtype))
+        # Keras 3 variables name their dtype as a string; numpy takes it as it is.
+        variable.assign((summed / len(paths)).astype(np.dtype(variable.dtype)))
     output_dir = output_dir or os.path.join(workdir, AVERAGED_DIR)
     step = paths[-1].rsplit("-", 1)[-1]
     saved = tf.train.Checkpoint(model=model).write(os.path.join(output_dir, f"averaged-{step}"))

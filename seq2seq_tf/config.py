@@ -60,8 +60,13 @@ train.max_time_s                  stop after this many seconds of training in th
                                   no limit); the step budget still applies
 train.clip_norm                   gradient clipping by global norm
 train.max_bad_steps               non-finite steps are skipped; this many in a row stop training
+train.strategy                    default | mirrored (local GPUs) | multi_worker (machines in
+                                  TF_CONFIG) | tpu: the tf.distribute strategy of the training loop
+train.tpu                         TPU name or grpc:// address for strategy tpu ("" = local)
 train.precision                   float32 | mixed_bfloat16 (bfloat16 compute, float32 weights,
                                   softmax and loss; pays on CPUs with AVX512-BF16/AMX and TPUs)
+                                  | mixed_float16 (float16 compute with dynamic loss scaling;
+                                  for GPUs with tensor cores)
 train.label_smoothing             label smoothing of the cross entropy
 train.log_every                   steps between progress lines and TensorBoard scalars
 train.checkpoint_every            steps between checkpoints
@@ -82,7 +87,7 @@ from seq2seq_tf.decoder import PLACEMENTS
 
 _SCHEDULES = ("constant", "cosine", "inverse_sqrt", "plateau")
 _BRIDGES = ("zeros", "copy", "dense")
-_PRECISIONS = ("float32", "mixed_bfloat16")
+_PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 _STATES = {"lstm": 2, "layer_norm_lstm": 2, "gru": 1, "gru_reset_before": 1, "simple_rnn": 1}
 
 
@@ -145,6 +150,8 @@ def default_config() -> ml_collections.ConfigDict:
     config.train.clip_norm = 5.0
     config.train.precision = "float32"
     config.train.max_bad_steps = 20
+    config.train.strategy = "default"
+    config.train.tpu = ""
     config.train.label_smoothing = 0.1
     config.train.log_every = 100
     config.train.checkpoint_every = 1000
@@ -292,6 +299,11 @@ def validate(config: ml_collections.ConfigDict, *, need_data: bool = True) -> No
             "needs dev evaluations: set data.dev_src/dev_tgt and train.eval_every",
         )
     _require(t.clip_norm > 0, "train.clip_norm", "must be positive")
+    _require(
+        t.strategy in ("default", "mirrored", "multi_worker", "tpu"),
+        "train.strategy",
+        f"must be default, mirrored, multi_worker or tpu, got {t.strategy!r}",
+    )
     _require(
         t.precision in _PRECISIONS,
         "train.precision",

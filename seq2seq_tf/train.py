@@ -25,7 +25,7 @@ from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from seq2seq_tf import config as config_lib  # noqa: E402
-from seq2seq_tf import data, tokenizer  # noqa: E402
+from seq2seq_tf import data, distribute, tokenizer  # noqa: E402
 from seq2seq_tf.model import Seq2Seq, build_model, sequence_loss  # noqa: E402
 from seq2seq_tf.workdir import (  # noqa: E402
     BEST_DIR,
@@ -105,6 +105,8 @@ def build_training(config: ml_collections.ConfigDict, vocab_size: int, lr_scale=
         lr_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
     schedule = ScaledSchedule(make_schedule(config), lr_scale)
     optimizer = keras.optimizers.Adam(learning_rate=schedule)
+    if config.train.precision == "mixed_float16":  # float16 gradients underflow unscaled
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     optimizer.build(model.trainable_variables)
     return model, optimizer
 
@@ -113,44 +115,82 @@ class TrainingError(RuntimeError):
     """Training cannot go on (e.g. only non-finite steps); the message says why and what is kept."""
 
 
-def make_train_step(model: Seq2Seq, optimizer, config: ml_collections.ConfigDict):
+def make_train_step(model: Seq2Seq, optimizer, config: ml_collections.ConfigDict, strategy=None):
     """The compiled step: forward, loss, clipped gradients, update.
 
     Returns (loss sum, NLL sum, tokens, gradient norm, applied): a step whose loss or
-    gradients are not finite changes no weight and returns applied = False.
+    gradients are not finite changes no weight and returns applied = False. Under
+    mixed_float16 the loss is scaled and such a step lowers the loss scale instead.
     """
-    strategy = tf.distribute.get_strategy()
+    strategy = strategy or tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
     label_smoothing = float(config.train.label_smoothing)
     clip_norm = float(config.train.clip_norm)
-    spec = tf.TensorSpec([None, None], tf.int32)
+    loss_scaled = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
-    def replica_step(source, target_in, target_out):
+    def gradients(source, target_in, target_out):
+        """Global (all-replica) clipped gradients, their norm, the sums and finiteness."""
+        context = tf.distribute.get_replica_context()
         with tf.GradientTape() as tape:
             logits = model((source, target_in), training=True)
             loss_sum, nll_sum, tokens = sequence_loss(logits, target_out, label_smoothing)
-            global_tokens = tf.distribute.get_replica_context().all_reduce("sum", tokens)
-            loss = loss_sum / tf.maximum(global_tokens, 1.0)
-        grads = tape.gradient(loss, model.trainable_variables)
-        grads = tf.distribute.get_replica_context().all_reduce("sum", grads)
-        grads, grad_norm = tf.clip_by_global_norm(grads, clip_norm)
-        global_loss = tf.distribute.get_replica_context().all_reduce("sum", loss_sum)
-        finite = tf.math.is_finite(grad_norm) & tf.math.is_finite(global_loss)
-
-        def apply():
-            optimizer.apply(grads, model.trainable_variables)
-            return tf.constant(True)
-
-        applied = tf.cond(finite, apply, lambda: tf.constant(False))
-        return loss_sum, nll_sum, tokens, grad_norm, applied
-
-    @tf.function(input_signature=[spec, spec, spec])
-    def train_step(source, target_in, target_out):
-        loss_sum, nll_sum, tokens, grad_norm, applied = strategy.run(
-            replica_step, args=(source, target_in, target_out)
+            loss = loss_sum / tf.maximum(context.all_reduce("sum", tokens), 1.0)
+            if loss_scaled:
+                loss = optimizer.scale_loss(loss)
+        # Dense embedding gradients: Keras's Adam squares an IndexedSlices gradient slice
+        # by slice, so a token seen k times got the sum of k squares as its second moment
+        # instead of the square of its summed gradient (measured against two replicas).
+        grads = [tf.convert_to_tensor(g) for g in tape.gradient(loss, model.trainable_variables)]
+        if replicas > 1:  # global norm and finiteness need the summed gradients
+            grads = context.all_reduce("sum", grads)
+        scale = tf.cast(optimizer.scale_loss(1.0), tf.float32) if loss_scaled else 1.0
+        grads, grad_norm = tf.clip_by_global_norm(grads, clip_norm * scale)
+        grad_norm = grad_norm / scale
+        finite = tf.math.is_finite(grad_norm) & tf.math.is_finite(
+            context.all_reduce("sum", loss_sum)
         )
-        reduce = lambda x: strategy.reduce("sum", x, axis=None)  # noqa: E731
-        first = lambda x: strategy.experimental_local_results(x)[0]  # noqa: E731
-        return reduce(loss_sum), reduce(nll_sum), reduce(tokens), first(grad_norm), first(applied)
+        return grads, (loss_sum, nll_sum, tokens, grad_norm), finite
+
+    spec = tf.TensorSpec([None, None], tf.int32)
+    if replicas == 1:
+
+        @tf.function(input_signature=[spec, spec, spec])
+        def train_step(source, target_in, target_out):
+            grads, sums, finite = gradients(source, target_in, target_out)
+            if loss_scaled:  # it skips non-finite steps itself and lowers the scale
+                optimizer.apply(grads, model.trainable_variables)
+                return (*sums, finite)
+
+            def apply():
+                optimizer.apply(grads, model.trainable_variables)
+                return tf.constant(True)
+
+            return (*sums, tf.cond(finite, apply, lambda: False))
+
+        return train_step
+
+    # Several replicas: Keras's cross-replica update cannot sit inside a tf.cond, so
+    # the step is two functions and a bad step never reaches the optimizer. Keras sums
+    # the replicas' gradients again, so each replica hands it 1/n of the global sum.
+    @tf.function(reduce_retracing=True)
+    def compute(source, target_in, target_out):
+        grads, sums, finite = strategy.run(gradients, args=(source, target_in, target_out))
+        total = [strategy.reduce("sum", x, axis=None) for x in sums[:3]]
+        first = strategy.experimental_local_results
+        return grads, (*total, first(sums[3])[0]), first(finite)[0]
+
+    @tf.function(reduce_retracing=True)
+    def apply(grads):
+        def replica_apply(grads):
+            optimizer.apply([g / replicas for g in grads], model.trainable_variables)
+
+        strategy.run(replica_apply, args=(grads,))
+
+    def train_step(source, target_in, target_out):
+        grads, sums, finite = compute(source, target_in, target_out)
+        if bool(finite) or loss_scaled:
+            apply(grads)
+        return (*sums, finite)
 
     return train_step
 
@@ -300,7 +340,7 @@ class _DevTracker:
             plateau = self.train.lr_schedule == "plateau"
             if plateau and since % int(self.train.plateau_patience) == 0:
                 lr_scale.assign(lr_scale * self.train.plateau_factor)
-                logging.info("plateau: learning rate now %.3g of the schedule", float(lr_scale))
+                logging.info("plateau: learning rate now %.3g of the schedule", lr_scale.numpy())
         with tf.io.gfile.GFile(os.path.join(self.workdir, BEST_FILE), "w") as f:
             json.dump(
                 {"step": int(self.best_step), "bleu": float(self.best_bleu), "last": metrics},
@@ -336,12 +376,22 @@ def _write_hparams(config: ml_collections.ConfigDict, workdir: str, writer) -> N
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Trains (or resumes) until the step budget, time budget or early stopping.
 
-    Returns the last training metrics, with where and why it stopped.
+    Runs under the strategy of `train.strategy`. Returns the last training
+    metrics, with where and why it stopped.
     """
+    config_lib.validate(config)
+    strategy = distribute.make_strategy(config.train.strategy, config.train.tpu)
+    return _train(config, workdir, strategy)
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str, strategy) -> dict:
     from seq2seq_tf.evaluate import DevEvaluator
 
-    config_lib.validate(config)
     keras.utils.set_random_seed(config.data.seed)
+    chief = distribute.is_chief(strategy)
+    chief_workdir = workdir
+    if not chief:  # collective saves run here too, into a scratch directory deleted after
+        workdir = distribute.worker_scratch_dir(strategy, workdir)
     d = config.data
     src_lines, tgt_lines = data.check_parallel(d.train_src, d.train_tgt)
     vocab_size = prepare_workdir(config, workdir)
@@ -353,11 +403,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         boundaries = data.derive_bucket_boundaries(stats.lengths)
         logging.info("bucket boundaries from the training data: %s", boundaries)
 
-    strategy = tf.distribute.get_strategy()
-    with strategy.scope():
+    with strategy.scope():  # model and optimizer variables live on every replica
         lr_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
         model, optimizer = build_training(config, vocab_size, lr_scale)
-        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     examples = tf.Variable(0, dtype=tf.int64, trainable=False, name="examples")
     skipped = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps")
     logging.info("model: %s parameters, vocabulary %d", f"{model.count_params():,}", vocab_size)
@@ -373,12 +422,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         seed=d.seed,
         batch_tokens=d.batch_tokens,
     )
-    iterator = iter(dataset)
+    iterator = iter(dataset)  # checkpointable; batches are split across replicas per step
     summaries = os.path.join(workdir, TENSORBOARD_DIR)
-    writer = tf.summary.create_file_writer(os.path.join(summaries, "train"))
+    writer = (
+        tf.summary.create_file_writer(os.path.join(summaries, "train"))
+        if chief
+        else tf.summary.create_noop_writer()
+    )
     tracker = None
-    if d.dev_src and config.train.eval_every:
-        dev_writer = tf.summary.create_file_writer(os.path.join(summaries, "dev"))
+    if d.dev_src and config.train.eval_every:  # every worker decides the same (plateau, stop)
+        dev_writer = (
+            tf.summary.create_file_writer(os.path.join(summaries, "dev"))
+            if chief
+            else tf.summary.create_noop_writer()
+        )
         tracker = _DevTracker(DevEvaluator(model, config, dev_writer), config, workdir, model, step)
     checkpoint = tf.train.Checkpoint(
         model=model,
@@ -396,13 +453,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         max_to_keep=config.train.keep_checkpoints,
         step_counter=step,
     )
-    if manager.checkpoints:
-        restored = restore_newest_good(checkpoint, manager.checkpoints)
+    resume_from = manager.checkpoints
+    if not chief:
+        state = tf.train.get_checkpoint_state(os.path.join(chief_workdir, CHECKPOINT_DIR))
+        resume_from = list(state.all_model_checkpoint_paths) if state else []
+    if resume_from:
+        restored = restore_newest_good(checkpoint, resume_from)
         logging.info("resumed from %s at step %d", restored, int(step))
     else:
         _write_hparams(config, workdir, writer)
 
-    train_step = make_train_step(model, optimizer, config)
+    train_step = make_train_step(model, optimizer, config, strategy)
     num_steps = int(config.train.num_steps)
     eval_every = int(config.train.eval_every)
     max_time = float(config.train.max_time_s)
@@ -414,9 +475,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     bad_in_a_row = 0
     with _StopOnSignal(signal.SIGTERM) as stop_signal:
         while int(step) < num_steps:
-            source, target_in, target_out = next(iterator)
-            *sums, applied = train_step(source, target_in, target_out)
-            examples.assign_add(tf.shape(source, out_type=tf.int64)[0])
+            batch = next(iterator)
+            *sums, applied = train_step(*distribute.split_across_replicas(strategy, batch))
+            examples.assign_add(tf.shape(batch[0], out_type=tf.int64)[0])
             step.assign_add(1)
             current = int(step)
             if bool(applied):
@@ -452,6 +513,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 stop = tracker(current, lr_scale)
             if current % config.train.checkpoint_every == 0 or last or stop:
                 manager.save(checkpoint_number=current)
+                if not chief:
+                    tf.io.gfile.rmtree(os.path.dirname(workdir))
             if signalled:
                 stop_reason = f"{signalled}: checkpoint saved, rerun to resume"
                 break

@@ -1,5 +1,6 @@
 """The command-line path a user runs: corpus -> SentencePiece -> train -> export -> translate."""
 
+import json
 import os
 import subprocess
 import sys
@@ -50,6 +51,9 @@ def test_commands_train_export_translate(tmp_path):
         f"--config.data.train_src={data}/train.src",
         f"--config.data.train_tgt={data}/train.tgt",
         f"--config.data.spm_model={data}/spm.model",
+        f"--config.data.dev_src={data}/dev.src",
+        f"--config.data.dev_tgt={data}/dev.tgt",
+        "--config.train.eval_every=15",
     ]
     work = tmp_path / "work"
     train = ["-m", "seq2seq_tf.train", "--config=configs/quickstart.py", f"--workdir={work}"]
@@ -68,7 +72,8 @@ def test_commands_train_export_translate(tmp_path):
 
     export = tmp_path / "export"
     out = _run("-m", "seq2seq_tf.export", f"--workdir={work}", f"--export_dir={export}")
-    assert f"{export}/30" in out.stdout
+    best_step = json.loads((work / "best.json").read_text())["step"]  # the best dev checkpoint
+    assert best_step in (15, 30) and f"{export}/{best_step}" in out.stdout
     hyp = tmp_path / "test.hyp"
     scored = _run(
         "-m",

@@ -225,8 +225,8 @@ def _fake_steps(monkeypatch, pattern):
     real = train.make_train_step
     calls = {"n": 0}
 
-    def make(model, optimizer, config):
-        step_fn = real(model, optimizer, config)
+    def make(model, optimizer, config, strategy=None):
+        step_fn = real(model, optimizer, config, strategy)
 
         def fake(source, target_in, target_out):
             i = calls["n"]
@@ -317,3 +317,17 @@ def test_sigterm_saves_a_checkpoint_then_exits(toy_data, tmp_path):
     assert stopped_step >= 10
     latest = tf.train.latest_checkpoint(str(tmp_path / "run" / "checkpoints"))
     assert latest and latest.endswith(f"ckpt-{stopped_step}"), text[-2000:]
+
+
+def test_mixed_float16_scales_the_loss_keeps_float32_weights_and_trains(toy_data, tmp_path):
+    config = tiny_config(toy_data, num_steps=12, log_every=4, precision="mixed_float16")
+    model, optimizer = train.build_training(config, 300)
+    assert model.compute_dtype == "float16"
+    assert {v.dtype for v in model.trainable_variables} == {"float32"}
+    assert isinstance(optimizer, __import__("keras").optimizers.LossScaleOptimizer)
+    first = train.train_and_evaluate(tiny_config(toy_data, num_steps=1), str(tmp_path / "f32"))
+    result = train.train_and_evaluate(config, str(tmp_path / "f16"))
+    assert result["step"] == 12 and np.isfinite(result["loss"]) and result["loss"] < first["loss"]
+    # The loss scale is part of the checkpoint, so a resumed run keeps it.
+    reader = tf.train.load_checkpoint(os.path.join(tmp_path, "f16", "checkpoints"))
+    assert any("dynamic_scale" in name for name in reader.get_variable_to_shape_map())
