@@ -437,9 +437,14 @@ def _train(config: ml_collections.ConfigDict, workdir: str, strategy) -> dict:
             else tf.summary.create_noop_writer()
         )
         tracker = _DevTracker(DevEvaluator(model, config, dev_writer), config, workdir, model, step)
+    # Dropout's random streams: Keras keeps their positions in seed-generator variables
+    # that a checkpoint of the model does not reach; without them a resumed run would
+    # draw the masks of the run's first steps again.
+    dropout_rng = [v.value for v in model.non_trainable_variables if "seed_generator" in v.path]
     checkpoint = tf.train.Checkpoint(
         model=model,
         optimizer=optimizer,
+        dropout_rng=dropout_rng,
         step=step,
         iterator=iterator,
         examples=examples,

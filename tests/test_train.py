@@ -29,17 +29,24 @@ def test_short_run_lowers_the_loss(toy_data, tmp_path):
     assert os.listdir(tmp_path / workdir.TENSORBOARD_DIR / "train")
 
 
-def test_restart_resumes_step_and_input_position(toy_data, tmp_path):
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_restart_resumes_step_and_input_position(toy_data, tmp_path, dropout):
+    def config(steps):
+        config = tiny_config(toy_data, num_steps=steps, checkpoint_every=20)
+        config.model.dropout = dropout
+        return config
+
     straight = str(tmp_path / "straight")
     resumed = str(tmp_path / "resumed")
-    train.train_and_evaluate(tiny_config(toy_data, num_steps=40, checkpoint_every=20), straight)
-    train.train_and_evaluate(tiny_config(toy_data, num_steps=20, checkpoint_every=20), resumed)
+    train.train_and_evaluate(config(40), straight)
+    train.train_and_evaluate(config(20), resumed)
     assert tf.train.latest_checkpoint(os.path.join(resumed, "checkpoints")).endswith("-20")
     # The same command with the full step count picks up at step 20.
-    train.train_and_evaluate(tiny_config(toy_data, num_steps=40, checkpoint_every=20), resumed)
+    train.train_and_evaluate(config(40), resumed)
     reader = tf.train.load_checkpoint(os.path.join(resumed, "checkpoints"))
     assert reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == 40
-    # Same batches in the same order (dropout is off): the weights match the straight run.
+    # Same batches in the same order and, with dropout, the same masks (the dropout
+    # random streams are in the checkpoint): the weights match the straight run.
     config = tiny_config(toy_data)
     vocab = workdir.load_workdir_config(straight)[1]
     a = _model_weights(
