@@ -212,7 +212,8 @@ def restore_model(workdir: str, checkpoint: str | None = None) -> tuple[Seq2Seq,
         checkpoint = default_checkpoint(workdir)
         if checkpoint is None:
             raise FileNotFoundError(f"no checkpoint in {os.path.join(workdir, CHECKPOINT_DIR)}")
-    tf.train.Checkpoint(model=model).restore(
+    # read(), not restore(): model-only checkpoints (averaged ones) hold no save counter.
+    tf.train.Checkpoint(model=model).read(
         checkpoint
     ).expect_partial().assert_existing_objects_matched()
     return model, checkpoint

@@ -56,20 +56,27 @@ from seq2seq_tf.model import build_model
 
 out = {{}}
 for name in ("default", "mirrored"):
-    config = tiny_config({toy!r}, num_steps=4, log_every=4, checkpoint_every=4)
-    config.train.strategy = name
-    result = train.train_and_evaluate(config, {base!r} + "/" + name)
-    model = build_model(config.model, workdir.load_workdir_config({base!r} + "/" + name)[1])
-    path = tf.train.latest_checkpoint({base!r} + "/" + name + "/checkpoints")
-    tf.train.Checkpoint(model=model).restore(path).expect_partial()
-    reader = tf.train.load_checkpoint(path)
-    names = sorted((n for n in reader.get_variable_to_shape_map()
-                    if n.startswith("optimizer/_variables/")), key=lambda n: int(n.split("/")[2]))
-    moments = [reader.get_tensor(n).ravel() for n in names]  # Adam's m and v of every weight
-    out[name] = {{"loss": result["loss"], "step": result["step"],
-                 "moments": [m.tolist() for m in moments],
-                 "replicas": distribute.make_strategy(name).num_replicas_in_sync,
-                 "weights": [w.numpy().ravel().tolist() for w in model.weights]}}
+    run = {base!r} + "/" + name
+    losses = []
+    for steps in (1, 4):  # one step for exact moments, then resume to 4 for the loss
+        config = tiny_config({toy!r}, num_steps=steps, log_every=1, checkpoint_every=1)
+        config.train.strategy = name
+        losses.append(train.train_and_evaluate(config, run)["loss"])
+        if steps == 1:
+            model = build_model(config.model, workdir.load_workdir_config(run)[1])
+            path = tf.train.latest_checkpoint(run + "/checkpoints")
+            tf.train.Checkpoint(model=model).read(path).expect_partial()
+            reader = tf.train.load_checkpoint(path)
+            # Adam's variables: m and v of trainable variable k at 2k + 1 and 2k + 2.
+            moment = lambda i: reader.get_tensor(
+                f"optimizer/_variables/{{i}}/.ATTRIBUTES/VARIABLE_VALUE").ravel().tolist()
+            variables = [
+                {{"path": v.path.split("/", 1)[1], "weight": v.numpy().ravel().tolist(),
+                  "m": moment(2 * k + 1), "v": moment(2 * k + 2)}}
+                for k, v in enumerate(model.trainable_variables)
+            ]
+    out[name] = {{"losses": losses, "variables": variables,
+                 "replicas": distribute.make_strategy(name).num_replicas_in_sync}}
 print("RESULT" + json.dumps(out))
 """
 
@@ -84,16 +91,18 @@ def test_mirrored_strategy_on_two_cpu_devices_equals_one_device(toy_data, tmp_pa
     out = json.loads(done.stdout.split("RESULT")[1])
     one, two = out["default"], out["mirrored"]
     assert (one["replicas"], two["replicas"]) == (1, 2)
-    assert one["step"] == two["step"] == 4
-    # Same global batches, gradients summed once: the same run up to float rounding.
-    np.testing.assert_allclose(one["loss"], two["loss"], rtol=2e-3)
-    assert len(one["moments"]) == len(two["moments"]) > 20
-    for a, b in zip(one["moments"], two["moments"]):  # m 2x and v 4x if summed twice
-        a, b = np.array(a), np.array(b)
-        big = np.abs(a) > 1e-3 * np.abs(a).max()
-        assert 0.99 < np.median(b[big] / a[big]) < 1.01
-    for a, b in zip(one["weights"], two["weights"]):
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+    # Same global batches, gradients summed once (m would be 2x if summed twice).
+    np.testing.assert_allclose(one["losses"][0], two["losses"][0], rtol=1e-5)
+    assert len(one["variables"]) == len(two["variables"]) > 10
+    for a, b in zip(one["variables"], two["variables"]):
+        assert a["path"] == b["path"]
+        np.testing.assert_allclose(a["m"], b["m"], rtol=1e-4, atol=1e-9, err_msg=a["path"])
+        if "embedding" in a["path"]:
+            continue  # Keras's sparse Adam: v differs on one device (see train.py)
+        np.testing.assert_allclose(a["v"], b["v"], rtol=1e-4, atol=1e-12, err_msg=a["path"])
+        np.testing.assert_allclose(a["weight"], b["weight"], rtol=1e-5, atol=1e-6)
+    # Four steps later the runs still agree closely.
+    np.testing.assert_allclose(one["losses"][1], two["losses"][1], rtol=1e-2)
 
 
 _WORKER_RUN = """
