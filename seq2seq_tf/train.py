@@ -291,6 +291,23 @@ def restore_newest_good(checkpoint: tf.train.Checkpoint, paths: list[str]) -> st
     raise TrainingError(f"none of the checkpoints {paths} can be restored; use a new workdir")
 
 
+def save_checkpoint(manager: tf.train.CheckpointManager, step: int) -> str:
+    """Saves, or stops training with a message naming the directory and the last good save.
+
+    TensorFlow writes a checkpoint under a temporary name and renames it when whole,
+    and the checkpoint list changes only after that, so a failed write (full disk,
+    lost permission) is never what a rerun resumes from.
+    """
+    try:
+        return manager.save(checkpoint_number=step)
+    except (OSError, tf.errors.OpError) as err:
+        raise TrainingError(
+            f"could not write the step {step} checkpoint to {manager.directory} "
+            f"({type(err).__name__}: {str(err).splitlines()[0][:300]}); free space or fix "
+            f"permissions there and rerun: it resumes from {manager.latest_checkpoint}"
+        ) from err
+
+
 class _DevTracker:
     """Dev evaluations and what they decide: best checkpoint, plateau, early stop.
 
@@ -521,7 +538,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, strategy) -> dict:
             if tracker and (current % eval_every == 0 or (last and not signalled)):
                 stop = tracker(current, lr_scale)
             if current % config.train.checkpoint_every == 0 or last or stop:
-                manager.save(checkpoint_number=current)
+                save_checkpoint(manager, current)
                 if not chief:
                     tf.io.gfile.rmtree(os.path.dirname(workdir))
             if signalled:

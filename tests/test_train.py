@@ -338,3 +338,20 @@ def test_mixed_float16_scales_the_loss_keeps_float32_weights_and_trains(toy_data
     # The loss scale is part of the checkpoint, so a resumed run keeps it.
     reader = tf.train.load_checkpoint(os.path.join(tmp_path, "f16", "checkpoints"))
     assert any("dynamic_scale" in name for name in reader.get_variable_to_shape_map())
+
+
+def test_a_failing_checkpoint_write_names_the_path_and_a_rerun_resumes_the_last_good(
+    toy_data, tmp_path
+):
+    run = tmp_path / "run"
+    train.train_and_evaluate(tiny_config(toy_data, num_steps=10, checkpoint_every=10), str(run))
+    # The next save cannot create its temporary directory (as on a full or read-only disk).
+    (run / "checkpoints" / "ckpt-20_temp").write_text("in the way")
+    config = tiny_config(toy_data, num_steps=20, checkpoint_every=10)
+    with pytest.raises(train.TrainingError, match="could not write the step 20 checkpoint") as err:
+        train.train_and_evaluate(config, str(run))
+    assert str(run / "checkpoints") in str(err.value) and "ckpt-10" in str(err.value)
+    assert tf.train.latest_checkpoint(str(run / "checkpoints")).endswith("ckpt-10")
+    (run / "checkpoints" / "ckpt-20_temp").unlink()
+    result = train.train_and_evaluate(config, str(run))
+    assert result["step"] == 20
