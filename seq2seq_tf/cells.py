@@ -35,11 +35,46 @@ def _last_dim(x):
     return x.shape[-1] if x.shape[-1] is not None else ops.shape(x)[-1]
 
 
+@tf.custom_gradient
+def matmul_pretransposed(x, kernel, kernel_t):
+    """x @ kernel whose gradient multiplies by `kernel_t` (kernel transposed) as is.
+
+    On CPU a matmul against a transposed operand runs about 3.5x slower than
+    against the same matrix stored transposed (TF 2.21, 64x2048 @ 2048x512:
+    7.2 ms vs 2.0 ms), and the input gradient of every matmul inside a
+    training loop is exactly that product. Transposing the kernel once per
+    sequence, outside the loop, and handing it in keeps the loop's backward
+    pass on the fast form. `kernel_t` gets no gradient: `kernel`'s is complete.
+    """
+
+    def grad(upstream):
+        return (
+            tf.matmul(upstream, kernel_t),
+            tf.matmul(x, upstream, transpose_a=True),
+            tf.zeros_like(kernel_t),
+        )
+
+    return tf.matmul(x, kernel), grad
+
+
+def pretransposed(kernel) -> tuple[tf.Tensor, tf.Tensor]:
+    """`(kernel, kernel transposed)` for `matmul_pretransposed`, made once outside a loop."""
+    kernel = tf.convert_to_tensor(kernel)
+    return kernel, tf.transpose(kernel)
+
+
+def loop_matmul(x, kernel, pair=None):
+    """x @ kernel; with `pair` from `pretransposed(kernel)`, the fast-gradient form."""
+    if pair is None:
+        return ops.matmul(x, ops.cast(kernel, x.dtype))
+    return matmul_pretransposed(x, *pair)
+
+
 class RecurrentCell(keras.layers.Layer):
     """Plumbing shared by our cells: states, dropout masks, `call`, config.
 
     Subclasses set `num_states` and implement `build`, `project_inputs` and
-    `recurrent_step(projected, states, recurrent_mask=None)`.
+    `recurrent_step(projected, states, recurrent_mask=None, kernels=None)`.
 
     Args:
         units: size of each state and of the output.
@@ -95,9 +130,17 @@ class RecurrentCell(keras.layers.Layer):
         """The state-independent part of a step, for any leading shape `[..., input_dim]`."""
         raise NotImplementedError
 
-    def recurrent_step(self, projected: tf.Tensor, states, recurrent_mask=None):
-        """One step from `project_inputs`' output and the previous states."""
+    def recurrent_step(self, projected: tf.Tensor, states, recurrent_mask=None, kernels=None):
+        """One step from `project_inputs`' output and the previous states.
+
+        `kernels`: `loop_kernels()` made once outside a training loop (faster
+        backward pass); None computes the same thing directly.
+        """
         raise NotImplementedError
+
+    def loop_kernels(self, dtype="float32"):
+        """The recurrent kernel and its transpose, for `recurrent_step(kernels=...)`."""
+        return pretransposed(ops.cast(self.recurrent_kernel, dtype))
 
     def get_dropout_masks(
         self, batch_size, input_dim: int, training: bool | None = None
@@ -203,11 +246,11 @@ class LSTMCell(RecurrentCell):
             self.bias, inputs.dtype
         )
 
-    def recurrent_step(self, projected, states, recurrent_mask=None):
+    def recurrent_step(self, projected, states, recurrent_mask=None, kernels=None):
         """One step from projected inputs `[batch, 4 * units]` and `[h, c]`."""
         h_prev, c_prev = states
         h_in = self._recurrent_input(h_prev, recurrent_mask)
-        z = projected + ops.matmul(h_in, ops.cast(self.recurrent_kernel, h_in.dtype))
+        z = projected + loop_matmul(h_in, self.recurrent_kernel, kernels)
         i, f, g, o = ops.split(z, 4, axis=-1)
         c = ops.sigmoid(f) * c_prev + ops.sigmoid(i) * ops.tanh(g)
         h = ops.sigmoid(o) * ops.tanh(c)
@@ -265,14 +308,19 @@ class GRUCell(RecurrentCell):
             self.input_bias, inputs.dtype
         )
 
-    def recurrent_step(self, projected, states, recurrent_mask=None):
-        """One step from projected inputs `[batch, 3 * units]` and `[h]`."""
+    def recurrent_step(self, projected, states, recurrent_mask=None, kernels=None):
+        """One step from projected inputs `[batch, 3 * units]` and `[h]`.
+
+        Without `reset_after` the recurrent matmul is split by columns and
+        `kernels` is not used.
+        """
         (h_prev,) = states
         h_in = self._recurrent_input(h_prev, recurrent_mask)
         kernel = ops.cast(self.recurrent_kernel, h_in.dtype)
         x_z, x_r, x_h = ops.split(projected, 3, axis=-1)
         if self.reset_after:
-            inner = ops.matmul(h_in, kernel) + ops.cast(self.bias[1], h_in.dtype)
+            inner = loop_matmul(h_in, self.recurrent_kernel, kernels)
+            inner = inner + ops.cast(self.bias[1], h_in.dtype)
             r_z, r_r, r_h = ops.split(inner, 3, axis=-1)
             z = ops.sigmoid(x_z + r_z)
             r = ops.sigmoid(x_r + r_r)
@@ -314,11 +362,11 @@ class SimpleRNNCell(RecurrentCell):
             self.bias, inputs.dtype
         )
 
-    def recurrent_step(self, projected, states, recurrent_mask=None):
+    def recurrent_step(self, projected, states, recurrent_mask=None, kernels=None):
         """One step from projected inputs `[batch, units]` and `[h]`."""
         (h_prev,) = states
         h_in = self._recurrent_input(h_prev, recurrent_mask)
-        h = ops.tanh(projected + ops.matmul(h_in, ops.cast(self.recurrent_kernel, h_in.dtype)))
+        h = ops.tanh(projected + loop_matmul(h_in, self.recurrent_kernel, kernels))
         return h, [h]
 
 
@@ -371,11 +419,11 @@ class LayerNormLSTMCell(LSTMCell):
         xw = ops.matmul(inputs, ops.cast(self.kernel, inputs.dtype))
         return self.kernel_norm(xw) + ops.cast(self.bias, inputs.dtype)
 
-    def recurrent_step(self, projected, states, recurrent_mask=None):
+    def recurrent_step(self, projected, states, recurrent_mask=None, kernels=None):
         """One step from projected inputs `[batch, 4 * units]` and `[h, c]`."""
         h_prev, c_prev = states
         h_in = self._recurrent_input(h_prev, recurrent_mask)
-        hu = ops.matmul(h_in, ops.cast(self.recurrent_kernel, h_in.dtype))
+        hu = loop_matmul(h_in, self.recurrent_kernel, kernels)
         z = projected + self.recurrent_norm(hu)
         i, f, g, o = ops.split(z, 4, axis=-1)
         c = ops.sigmoid(f) * c_prev + ops.sigmoid(i) * ops.tanh(g)
@@ -430,11 +478,16 @@ class _ProjectedStep(keras.layers.Layer):
     def build(self, input_shape):
         self.built = True
 
+    # Set by `Recurrent.call` for the duration of one training loop (see `loop_kernels`).
+    kernels = None
+
     def call(self, inputs, states, training=None):
         if not self.carries_mask:
-            return self.cell.recurrent_step(inputs, list(states))
+            return self.cell.recurrent_step(inputs, list(states), kernels=self.kernels)
         *cell_states, mask = states
-        output, new_states = self.cell.recurrent_step(inputs, cell_states, recurrent_mask=mask)
+        output, new_states = self.cell.recurrent_step(
+            inputs, cell_states, recurrent_mask=mask, kernels=self.kernels
+        )
         return output, [*new_states, mask]
 
     def get_initial_state(self, batch_size=None):
@@ -524,14 +577,21 @@ class Recurrent(keras.layers.Layer):
             # [batch, 1, input_dim]: the same mask at every step of a sequence.
             inputs = inputs * ops.cast(ops.expand_dims(input_mask, 1), inputs.dtype)
         projected = self.cell.project_inputs(inputs)  # [batch, time, gates * units]
-        if recurrent_mask is None:
-            outputs, *states = self.rnn(projected, mask=mask, training=training)
-        else:
-            initial = [*self.cell.get_initial_state(batch_size), recurrent_mask]
-            outputs, *states = self.rnn_with_mask(
-                projected, initial_state=initial, mask=mask, training=training
-            )
-            states = states[:-1]
+        rnn = self.rnn if recurrent_mask is None else self.rnn_with_mask
+        # Training: the transposed recurrent kernel is made here, once, for the
+        # loop's backward pass (see `matmul_pretransposed`).
+        rnn.cell.kernels = self.cell.loop_kernels(projected.dtype) if training else None
+        try:
+            if recurrent_mask is None:
+                outputs, *states = rnn(projected, mask=mask, training=training)
+            else:
+                initial = [*self.cell.get_initial_state(batch_size), recurrent_mask]
+                outputs, *states = rnn(
+                    projected, initial_state=initial, mask=mask, training=training
+                )
+                states = states[:-1]
+        finally:
+            rnn.cell.kernels = None
         if self.go_backwards:
             outputs = ops.flip(outputs, axis=1)  # keras returns them in processing order
         return (outputs, *states)

@@ -25,7 +25,7 @@ import tensorflow as tf
 from keras import ops
 
 from seq2seq_tf.attention import make_attention
-from seq2seq_tf.cells import make_cell
+from seq2seq_tf.cells import loop_matmul, make_cell, pretransposed
 
 PLACEMENTS = ("luong", "bahdanau", "gnmt")
 
@@ -184,49 +184,89 @@ class AttentionDecoder(keras.layers.Layer):
             return self._memory_dim
         return self.attention_units if self.input_feeding else 0
 
-    def _first_layer(self, embedded, extra, state, mask):
+    def _loop_kernels(self, dtype) -> dict:
+        """Every kernel the training loop multiplies by, with its transpose, made once.
+
+        Handed to the step body so the loop's backward pass multiplies by stored
+        transposes (see `cells.matmul_pretransposed`); the step path (search)
+        passes none and multiplies directly.
+        """
+
+        def pair(kernel):
+            return pretransposed(ops.cast(kernel, dtype))
+
+        first = self.cells[0]
+        kernels = {
+            "recurrent": [cell.loop_kernels(dtype) for cell in self.cells],
+            "inputs": [pair(c.kernel) if c.affine_inputs else None for c in self.cells[1:]],
+            "attention_layer": pair(self.attention_layer.kernel),
+        }
+        if self._hoisted() and self._step_input_width():
+            kernels["first_extra"] = pair(first.kernel[self.embedding_dim :])
+        return kernels
+
+    def _first_layer(self, embedded, extra, state, mask, kernels):
         """Runs the first layer on [embedding; extra] (extra None: embedding only)."""
         first = self.cells[0]
         if not self._hoisted():
             x = embedded if extra is None else ops.concatenate([embedded, extra], axis=-1)
             z = first.project_inputs(x)
         elif extra is not None:
-            kernel = ops.cast(first.kernel[self.embedding_dim :], embedded.dtype)
-            z = embedded + ops.matmul(extra, kernel)
+            pair = kernels and kernels["first_extra"]
+            z = embedded + loop_matmul(extra, first.kernel[self.embedding_dim :], pair)
         else:
             z = embedded
-        return first.recurrent_step(z, list(state["cells"][0]), mask)
+        recurrent = kernels and kernels["recurrent"][0]
+        return first.recurrent_step(z, list(state["cells"][0]), mask, kernels=recurrent)
 
     def _attend(self, query, state):
         return self.attention(query, state["keys"], state["memory"], state["mask"])
 
-    def _advance(self, embedded, state, training, masks=None):
+    def _advance(self, embedded, state, training, masks=None, kernels=None):
         """One decoder step from `_embed`'s output; returns (a_t, new state, weights).
 
         `masks`: per layer a recurrent dropout mask `[batch, units]` or None.
+        `kernels`: `_loop_kernels()` inside a training loop, else None.
         """
         masks = masks or [None] * self.num_layers
         if self.placement == "bahdanau":
             context, weights = self._attend(state["cells"][-1][0], state)  # previous top h
-            x, new = self._first_layer(embedded, context, state, masks[0])
+            x, new = self._first_layer(embedded, context, state, masks[0], kernels)
         else:
             feed = state["feed"] if self.input_feeding else None
-            x, new = self._first_layer(embedded, feed, state, masks[0])
+            x, new = self._first_layer(embedded, feed, state, masks[0], kernels)
         new_cells = [tuple(new)]
         if self.placement == "gnmt":
             context, weights = self._attend(x, state)  # bottom layer's output
-        for cell, cell_state, mask in zip(self.cells[1:], state["cells"][1:], masks[1:]):
+        for i, (cell, cell_state, mask) in enumerate(
+            zip(self.cells[1:], state["cells"][1:], masks[1:]), start=1
+        ):
             inputs = self.dropout_layer(x, training=training)
             if self.placement == "gnmt":
                 inputs = ops.concatenate([inputs, context], axis=-1)
-            out, new = cell.recurrent_step(cell.project_inputs(inputs), list(cell_state), mask)
+            pair = kernels and kernels["inputs"][i - 1]
+            if pair is None:
+                projected = cell.project_inputs(inputs)
+            else:
+                projected = loop_matmul(inputs, cell.kernel, pair) + ops.cast(
+                    cell.input_bias, inputs.dtype
+                )
+            recurrent = kernels and kernels["recurrent"][i]
+            out, new = cell.recurrent_step(projected, list(cell_state), mask, kernels=recurrent)
             x = out + x if self.residual else out
             new_cells.append(tuple(new))
         if self.placement == "luong":
             context, weights = self._attend(x, state)
-        feed = self.attention_layer(ops.concatenate([context, x], axis=-1))  # batch x attn_units
+        feed = self._attention_vector(ops.concatenate([context, x], axis=-1), kernels)
         new_state = {**state, "cells": new_cells, "feed": feed, "alignment": weights}
         return feed, new_state, weights
+
+    def _attention_vector(self, joined, kernels):
+        """a_t = tanh(W_c [c_t; h_t]) (the `attention_layer`, by hand inside a training loop)."""
+        if kernels is None:
+            return self.attention_layer(joined)
+        pair = kernels["attention_layer"]
+        return ops.tanh(loop_matmul(joined, self.attention_layer.kernel, pair))
 
     def _logits(self, feed, training):
         feed = self.dropout_layer(feed, training=training)
@@ -245,12 +285,17 @@ class AttentionDecoder(keras.layers.Layer):
         embedded = self._embed(target_in, training)  # batch x tgt_len x (gates or emb)
         embedded = tf.transpose(embedded, [1, 0, 2])  # time-major for the loop
         steps = tf.shape(embedded)[0]
+        # Read through a TensorArray: the gradient of embedded[t] would build a
+        # full-size zero tensor at every step.
+        inputs = tf.TensorArray(embedded.dtype, size=steps).unstack(embedded)
         feeds = tf.TensorArray(embedded.dtype, size=steps)
         batch = tf.shape(embedded)[1]
         masks = [cell.get_dropout_masks(batch, 1, training)[1] for cell in self.cells]
+        kernels = self._loop_kernels(embedded.dtype) if training else None
 
         def body(t, loop_state, feeds):
-            feed, loop_state, _ = self._advance(embedded[t], loop_state, training, masks)
+            embedded_t = inputs.read(t)
+            feed, loop_state, _ = self._advance(embedded_t, loop_state, training, masks, kernels)
             return t + 1, loop_state, feeds.write(t, feed)
 
         _, _, feeds = tf.while_loop(

@@ -253,9 +253,14 @@ def sequence_loss(logits, target_out, label_smoothing: float):
     """
     mask = tf.cast(tf.not_equal(target_out, PAD_ID), tf.float32)
     logits = tf.cast(logits, tf.float32)
-    one_hot = tf.one_hot(target_out, tf.shape(logits)[-1], dtype=tf.float32)
-    smoothed = keras.losses.categorical_crossentropy(
-        one_hot, logits, from_logits=True, label_smoothing=label_smoothing
-    )
-    nll = keras.losses.sparse_categorical_crossentropy(target_out, logits, from_logits=True)
+    nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target_out, logits=logits)
+    # Smoothed targets q = (1 - eps) one_hot + eps / V give
+    #   -sum q log p = (1 - eps) nll + eps (logsumexp - mean logits)
+    #                = nll + eps (logit_target - mean logits),
+    # since logsumexp = nll + logit_target: one softmax pass instead of two (and
+    # no [batch, tgt_len, vocab] one-hot), the same value as keras' smoothed loss.
+    smoothed = nll
+    if label_smoothing:
+        target_logit = tf.gather(logits, target_out, batch_dims=2)
+        smoothed = nll + label_smoothing * (target_logit - tf.reduce_mean(logits, axis=-1))
     return tf.reduce_sum(smoothed * mask), tf.reduce_sum(nll * mask), tf.reduce_sum(mask)

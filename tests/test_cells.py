@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from seq2seq_tf.cells import LSTMCell, Recurrent
+from seq2seq_tf.cells import LSTMCell, Recurrent, matmul_pretransposed, pretransposed
 
 
 def _copy_weights(ours: LSTMCell, reference: keras.layers.LSTMCell):
@@ -387,3 +387,17 @@ def test_dropout_free_cells_have_only_their_weights():
     layer = Recurrent(3)
     layer.build((None, None, 2))
     assert [v.name for v in layer.variables] == ["kernel", "recurrent_kernel", "bias"]
+
+
+def test_matmul_pretransposed_has_the_plain_matmul_gradients():
+    x = tf.random.normal([3, 5], seed=1)
+    kernel = tf.random.normal([5, 7], seed=2)
+    upstream = tf.random.normal([3, 7], seed=3)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([x, kernel])
+        fast = matmul_pretransposed(x, *pretransposed(kernel))
+        plain = tf.matmul(x, kernel)
+        fast_sum, plain_sum = tf.reduce_sum(fast * upstream), tf.reduce_sum(plain * upstream)
+    np.testing.assert_allclose(fast, plain, atol=1e-6)
+    for a, b in zip(tape.gradient(fast_sum, [x, kernel]), tape.gradient(plain_sum, [x, kernel])):
+        np.testing.assert_allclose(a, b, atol=1e-5)

@@ -5,6 +5,8 @@ import pytest
 import tensorflow as tf
 
 from seq2seq_tf.attention import ATTENTION_TYPES
+from seq2seq_tf.cells import RecurrentCell
+from seq2seq_tf.decoder import AttentionDecoder
 from seq2seq_tf.model import Seq2Seq
 
 
@@ -39,3 +41,45 @@ def test_recurrent_dropout_only_acts_in_training():
     trained = dropped((source, target_in), training=True)
     assert np.all(np.isfinite(trained.numpy()))
     assert not np.allclose(trained, plain((source, target_in)), atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "cell, placement",
+    [
+        ("lstm", "luong"),
+        ("gru", "gnmt"),
+        ("layer_norm_lstm", "bahdanau"),
+        ("simple_rnn", "luong"),
+        ("gru_reset_before", "luong"),
+    ],
+)
+def test_training_loop_with_pretransposed_kernels_has_the_same_gradients(
+    cell, placement, monkeypatch
+):
+    """The training path (kernels transposed once outside the loops) changes no number."""
+    source = tf.constant([[5, 6, 7, 3, 0], [4, 5, 6, 7, 3]])
+    target_in = tf.constant([[2, 9, 10, 11, 12], [2, 12, 13, 0, 0]])
+    model = Seq2Seq(
+        40, 8, 2, 6, 2, 12, 10, bridge="dense", encoder_cell=cell, decoder_cell=cell,
+        attention_placement=placement, input_feeding=placement != "bahdanau",
+    )  # fmt: skip
+    model((source, target_in))
+
+    def loss_and_gradients():
+        @tf.function
+        def run():
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(tf.sin(model((source, target_in), training=True)))
+            return loss, tape.gradient(loss, model.trainable_variables)
+
+        return run()
+
+    fast_loss, fast = loss_and_gradients()
+    monkeypatch.setattr(RecurrentCell, "loop_kernels", lambda self, dtype="float32": None)
+    monkeypatch.setattr(AttentionDecoder, "_loop_kernels", lambda self, dtype: None)
+    plain_loss, plain = loss_and_gradients()
+    np.testing.assert_allclose(fast_loss, plain_loss, rtol=1e-6)
+    for variable, a, b in zip(model.trainable_variables, fast, plain):
+        np.testing.assert_allclose(
+            tf.convert_to_tensor(a), tf.convert_to_tensor(b), atol=1e-5, err_msg=variable.path
+        )
