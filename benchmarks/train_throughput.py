@@ -2,6 +2,7 @@
 
     python benchmarks/train_throughput.py                    # ours vs stock Keras, fp32
     python benchmarks/train_throughput.py --scaling          # + batch-size and length tables
+    python benchmarks/train_throughput.py --vs_opennmt       # + the OpenNMT-tf peer, twice
 
 Batches are real Multi30k batches (data/multi30k, made by prepare_corpus.py and
 train_sentencepiece.py; the toy corpus when absent). Warm-up steps are excluded.
@@ -21,14 +22,23 @@ The stock-Keras reference has the same shape built the way a user would write it
 Bidirectional(LSTM) x 2 encoder, LSTM x 2 decoder over the whole target with the
 encoder's final states, keras.layers.Attention (dot) after the decoder, no input
 feeding, the same loss, optimizer and batches.
+
+With --vs_opennmt the peer harness ../shared/bench/opennmt_tf/run.sh (OpenNMT-tf
+2.32 in its own virtual environment, the same shape on the same corpus) runs
+back to back with ours, alternating twice: ours, peer, ours, peer. The ratio is
+our mean target tokens/s over the peer's (its log's steady-state figure, which
+skips its first 100 steps).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import pathlib
 import resource
+import subprocess
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -52,6 +62,17 @@ _BATCH_TOKENS = flags.DEFINE_integer("batch_tokens", 0, "Token budget per batch 
 _REFERENCE = flags.DEFINE_bool("reference", True, "Also measure the stock-Keras reference.")
 _SCALING = flags.DEFINE_bool("scaling", False, "Step time vs batch size and vs length bucket.")
 _JIT = flags.DEFINE_bool("jit", False, "Compile our train step with XLA.")
+_VS_OPENNMT = flags.DEFINE_bool(
+    "vs_opennmt", False, "Alternate twice with the OpenNMT-tf peer harness; print the ratio."
+)
+_PEER_DIR = flags.DEFINE_string(
+    "opennmt_workdir",
+    os.path.join(tempfile.gettempdir(), "onmt-peer"),
+    "The peer's virtual environment, data and model (kept between runs).",
+)
+_PEER_STEPS = flags.DEFINE_integer(
+    "opennmt_steps", 300, "Peer training steps per round (its first 100 are not measured)."
+)
 _PRECISION = flags.DEFINE_enum(
     "precision", "float32", ["float32", "mixed_bfloat16"], "Our model's train.precision."
 )
@@ -294,8 +315,43 @@ def main(argv):
         ratio = ours["tgt_tokens_per_sec"] / ref["tgt_tokens_per_sec"]
         print(f"ratio vs stock Keras (target tokens/s): {ratio:.2f}")
     print(f"peak RSS after our run: {rss_ours:.2f} GB; at the end: {peak_rss_gb():.2f} GB")
+    if _VS_OPENNMT.value:
+        _versus_opennmt(ours, step, batches)
     if _SCALING.value:
         _scaling(config, vocab_size, step)
+
+
+def run_opennmt_peer() -> dict:
+    """One run of the peer harness; its JSON line (steps_per_s, src_tok_s, tgt_tok_s)."""
+    harness = ROOT.parent / "shared/bench/opennmt_tf/run.sh"
+    if not harness.exists():
+        raise app.UsageError(f"--vs_opennmt needs the peer harness at {harness}")
+    command = ["bash", str(harness), _PEER_DIR.value, str(_PEER_STEPS.value)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(
+            f"{' '.join(command)} failed ({done.returncode}); see {_PEER_DIR.value}/*.log\n"
+            f"{done.stderr[-2000:]}"
+        )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _versus_opennmt(first: dict, step, batches: list) -> None:
+    """Ours, peer, ours, peer (the first of ours is the run already reported)."""
+    ours, peer = [first], []
+    for round_ in (1, 2):
+        if round_ == 2:
+            ours.append(measure(step, batches, _WARMUP.value))
+        peer.append(run_opennmt_peer())
+        print(
+            f"round {round_}: seq2seq_tf {ours[-1]['steps_per_sec']:.2f} steps/s "
+            f"{ours[-1]['tgt_tokens_per_sec']:.0f} tgt tok/s | OpenNMT-tf "
+            f"{peer[-1]['steps_per_s']:.2f} steps/s {peer[-1]['tgt_tok_s']:.0f} tgt tok/s"
+        )
+    ratio = np.mean([r["tgt_tokens_per_sec"] for r in ours]) / np.mean(
+        [r["tgt_tok_s"] for r in peer]
+    )
+    print(f"ratio vs OpenNMT-tf: {ratio:.2f}")
 
 
 def _scaling(config, vocab_size: int, step) -> None:
