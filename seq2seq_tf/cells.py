@@ -102,13 +102,6 @@ class RecurrentCell(keras.layers.Layer):
     num_states = 1
     # project_inputs is x W + input_bias (the decoder splits W by input rows to hoist part).
     affine_inputs = True
-    # A step is activate(x W + b + h U, states): input and recurrent products can be one
-    # matmul of [x; h] by [W; U] (the decoder's training loop does that).
-    fusable_gates = False
-
-    def activate(self, gates, states):
-        """The step's nonlinear part from all pre-activations (cells with `fusable_gates`)."""
-        raise NotImplementedError
 
     @property
     def input_bias(self):
@@ -253,17 +246,13 @@ class LSTMCell(RecurrentCell):
             self.bias, inputs.dtype
         )
 
-    fusable_gates = True
-
     def recurrent_step(self, projected, states, recurrent_mask=None, kernels=None):
         """One step from projected inputs `[batch, 4 * units]` and `[h, c]`."""
-        h_in = self._recurrent_input(states[0], recurrent_mask)
-        return self.activate(projected + loop_matmul(h_in, self.recurrent_kernel, kernels), states)
-
-    def activate(self, gates, states):
-        """`[h, c]` from the pre-activations x W + b + h U, `[batch, 4 * units]`."""
-        i, f, g, o = ops.split(gates, 4, axis=-1)
-        c = ops.sigmoid(f) * states[1] + ops.sigmoid(i) * ops.tanh(g)
+        h_prev, c_prev = states
+        h_in = self._recurrent_input(h_prev, recurrent_mask)
+        z = projected + loop_matmul(h_in, self.recurrent_kernel, kernels)
+        i, f, g, o = ops.split(z, 4, axis=-1)
+        c = ops.sigmoid(f) * c_prev + ops.sigmoid(i) * ops.tanh(g)
         h = ops.sigmoid(o) * ops.tanh(c)
         return h, [h, c]
 
@@ -373,16 +362,11 @@ class SimpleRNNCell(RecurrentCell):
             self.bias, inputs.dtype
         )
 
-    fusable_gates = True
-
     def recurrent_step(self, projected, states, recurrent_mask=None, kernels=None):
         """One step from projected inputs `[batch, units]` and `[h]`."""
-        h_in = self._recurrent_input(states[0], recurrent_mask)
-        return self.activate(projected + loop_matmul(h_in, self.recurrent_kernel, kernels), states)
-
-    def activate(self, gates, states):
-        """`[h]` from the pre-activations x W + b + h U."""
-        h = ops.tanh(gates)
+        (h_prev,) = states
+        h_in = self._recurrent_input(h_prev, recurrent_mask)
+        h = ops.tanh(projected + loop_matmul(h_in, self.recurrent_kernel, kernels))
         return h, [h]
 
 
@@ -414,7 +398,6 @@ class LayerNormLSTMCell(LSTMCell):
     """
 
     affine_inputs = False  # LN_x(x W) does not split over input rows
-    fusable_gates = False  # the input and recurrent products are normalized apart
 
     def __init__(self, units: int, norm_epsilon: float = 1e-3, **kwargs):
         super().__init__(units, **kwargs)

@@ -25,7 +25,7 @@ import tensorflow as tf
 from keras import ops
 
 from seq2seq_tf.attention import make_attention
-from seq2seq_tf.cells import loop_matmul, make_cell, matmul_pretransposed, pretransposed
+from seq2seq_tf.cells import loop_matmul, make_cell, pretransposed
 
 PLACEMENTS = ("luong", "bahdanau", "gnmt")
 
@@ -200,26 +200,10 @@ class AttentionDecoder(keras.layers.Layer):
             "recurrent": [cell.loop_kernels(dtype) for cell in self.cells],
             "inputs": [pair(c.kernel) if c.affine_inputs else None for c in self.cells[1:]],
             "attention_layer": pair(self.attention_layer.kernel),
-            # Per layer [W_step; U] for one [x; h] matmul, or None (see cells' fusable_gates).
-            "fused": [None] * self.num_layers,
         }
         if self._hoisted() and self._step_input_width():
-            step_rows = first.kernel[self.embedding_dim :]
-            kernels["first_extra"] = pair(step_rows)
-            if first.fusable_gates:
-                kernels["fused"][0] = pair(ops.concatenate([step_rows, first.recurrent_kernel], 0))
-        for i, cell in enumerate(self.cells[1:], start=1):
-            if cell.fusable_gates:
-                both = ops.concatenate([cell.kernel, cell.recurrent_kernel], 0)
-                kernels["fused"][i] = pair(both)
+            kernels["first_extra"] = pair(first.kernel[self.embedding_dim :])
         return kernels
-
-    @staticmethod
-    def _fused_step(cell, base, inputs, states, mask, pair):
-        """cell.activate(base + [inputs; h] [W; U]): one matmul for both products."""
-        h_in = cell._recurrent_input(states[0], mask)
-        joined = ops.concatenate([inputs, h_in], axis=-1)
-        return cell.activate(base + matmul_pretransposed(joined, *pair), states)
 
     def _first_layer(self, embedded, extra, state, mask, kernels):
         """Runs the first layer on [embedding; extra] (extra None: embedding only)."""
@@ -227,9 +211,6 @@ class AttentionDecoder(keras.layers.Layer):
         if not self._hoisted():
             x = embedded if extra is None else ops.concatenate([embedded, extra], axis=-1)
             z = first.project_inputs(x)
-        elif extra is not None and kernels and kernels["fused"][0] is not None:
-            states = list(state["cells"][0])
-            return self._fused_step(first, embedded, extra, states, mask, kernels["fused"][0])
         elif extra is not None:
             pair = kernels and kernels["first_extra"]
             z = embedded + loop_matmul(extra, first.kernel[self.embedding_dim :], pair)
@@ -237,20 +218,6 @@ class AttentionDecoder(keras.layers.Layer):
             z = embedded
         recurrent = kernels and kernels["recurrent"][0]
         return first.recurrent_step(z, list(state["cells"][0]), mask, kernels=recurrent)
-
-    def _upper_layer(self, i, inputs, states, mask, kernels):
-        """Runs layer i > 0 on its inputs: fused, hand-projected or through the cell."""
-        cell = self.cells[i]
-        bias = ops.cast(cell.input_bias, inputs.dtype) if cell.affine_inputs else None
-        if kernels and kernels["fused"][i] is not None:
-            return self._fused_step(cell, bias, inputs, states, mask, kernels["fused"][i])
-        pair = kernels and kernels["inputs"][i - 1]
-        if pair is None:
-            projected = cell.project_inputs(inputs)
-        else:
-            projected = loop_matmul(inputs, cell.kernel, pair) + bias
-        recurrent = kernels and kernels["recurrent"][i]
-        return cell.recurrent_step(projected, states, mask, kernels=recurrent)
 
     def _attend(self, query, state):
         return self.attention(query, state["keys"], state["memory"], state["mask"])
@@ -271,12 +238,21 @@ class AttentionDecoder(keras.layers.Layer):
         new_cells = [tuple(new)]
         if self.placement == "gnmt":
             context, weights = self._attend(x, state)  # bottom layer's output
-        for i in range(1, self.num_layers):
-            cell_state, mask = state["cells"][i], masks[i]
+        for i, (cell, cell_state, mask) in enumerate(
+            zip(self.cells[1:], state["cells"][1:], masks[1:]), start=1
+        ):
             inputs = self.dropout_layer(x, training=training)
             if self.placement == "gnmt":
                 inputs = ops.concatenate([inputs, context], axis=-1)
-            out, new = self._upper_layer(i, inputs, list(cell_state), mask, kernels)
+            pair = kernels and kernels["inputs"][i - 1]
+            if pair is None:
+                projected = cell.project_inputs(inputs)
+            else:
+                projected = loop_matmul(inputs, cell.kernel, pair) + ops.cast(
+                    cell.input_bias, inputs.dtype
+                )
+            recurrent = kernels and kernels["recurrent"][i]
+            out, new = cell.recurrent_step(projected, list(cell_state), mask, kernels=recurrent)
             x = out + x if self.residual else out
             new_cells.append(tuple(new))
         if self.placement == "luong":
