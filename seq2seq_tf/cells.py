@@ -126,9 +126,13 @@ class RecurrentCell(keras.layers.Layer):
         if self.dropout > 0 or self.recurrent_dropout > 0:
             self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def project_inputs(self, inputs: tf.Tensor) -> tf.Tensor:
-        """The state-independent part of a step, for any leading shape `[..., input_dim]`."""
-        raise NotImplementedError
+    def project_inputs(self, inputs: tf.Tensor, kernels=None) -> tf.Tensor:
+        """The state-independent part of a step, x W + input_bias, for `[..., input_dim]`.
+
+        `kernels`: `pretransposed(self.kernel)` made once outside a training loop
+        (2-D inputs only; see `matmul_pretransposed`).
+        """
+        return loop_matmul(inputs, self.kernel, kernels) + ops.cast(self.input_bias, inputs.dtype)
 
     def recurrent_step(self, projected: tf.Tensor, states, recurrent_mask=None, kernels=None):
         """One step from `project_inputs`' output and the previous states.
@@ -240,12 +244,6 @@ class LSTMCell(RecurrentCell):
             shape=(4 * self.units,), initializer=_forget_bias_init(self.units), name="bias"
         )
 
-    def project_inputs(self, inputs):
-        """x W + b for any leading shape: `[..., input_dim]` -> `[..., 4 * units]`."""
-        return ops.matmul(inputs, ops.cast(self.kernel, inputs.dtype)) + ops.cast(
-            self.bias, inputs.dtype
-        )
-
     def recurrent_step(self, projected, states, recurrent_mask=None, kernels=None):
         """One step from projected inputs `[batch, 4 * units]` and `[h, c]`."""
         h_prev, c_prev = states
@@ -302,12 +300,6 @@ class GRUCell(RecurrentCell):
     def input_bias(self):
         return self.bias[0] if self.reset_after else self.bias
 
-    def project_inputs(self, inputs):
-        """x W + b_input: `[..., input_dim]` -> `[..., 3 * units]`."""
-        return ops.matmul(inputs, ops.cast(self.kernel, inputs.dtype)) + ops.cast(
-            self.input_bias, inputs.dtype
-        )
-
     def recurrent_step(self, projected, states, recurrent_mask=None, kernels=None):
         """One step from projected inputs `[batch, 3 * units]` and `[h]`.
 
@@ -355,12 +347,6 @@ class SimpleRNNCell(RecurrentCell):
             shape=(self.units, self.units), initializer="orthogonal", name="recurrent_kernel"
         )
         self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
-
-    def project_inputs(self, inputs):
-        """x W + b: `[..., input_dim]` -> `[..., units]`."""
-        return ops.matmul(inputs, ops.cast(self.kernel, inputs.dtype)) + ops.cast(
-            self.bias, inputs.dtype
-        )
 
     def recurrent_step(self, projected, states, recurrent_mask=None, kernels=None):
         """One step from projected inputs `[batch, units]` and `[h]`."""
@@ -414,9 +400,9 @@ class LayerNormLSTMCell(LSTMCell):
         self.recurrent_norm.build((None, 4 * self.units))
         self.state_norm.build((None, self.units))
 
-    def project_inputs(self, inputs):
+    def project_inputs(self, inputs, kernels=None):
         """LN_x(x W) + b for any leading shape: `[..., input_dim]` -> `[..., 4 * units]`."""
-        xw = ops.matmul(inputs, ops.cast(self.kernel, inputs.dtype))
+        xw = loop_matmul(inputs, self.kernel, kernels)
         return self.kernel_norm(xw) + ops.cast(self.bias, inputs.dtype)
 
     def recurrent_step(self, projected, states, recurrent_mask=None, kernels=None):

@@ -25,7 +25,7 @@ import tensorflow as tf
 from keras import ops
 
 from seq2seq_tf.attention import make_attention
-from seq2seq_tf.cells import loop_matmul, make_cell, pretransposed
+from seq2seq_tf.cells import loop_matmul, make_cell, matmul_pretransposed, pretransposed
 
 PLACEMENTS = ("luong", "bahdanau", "gnmt")
 
@@ -198,7 +198,7 @@ class AttentionDecoder(keras.layers.Layer):
         first = self.cells[0]
         kernels = {
             "recurrent": [cell.loop_kernels(dtype) for cell in self.cells],
-            "inputs": [pair(c.kernel) if c.affine_inputs else None for c in self.cells[1:]],
+            "inputs": [pair(cell.kernel) for cell in self.cells[1:]],
             "attention_layer": pair(self.attention_layer.kernel),
         }
         if self._hoisted() and self._step_input_width():
@@ -211,9 +211,11 @@ class AttentionDecoder(keras.layers.Layer):
         if not self._hoisted():
             x = embedded if extra is None else ops.concatenate([embedded, extra], axis=-1)
             z = first.project_inputs(x)
+        elif extra is not None and kernels:
+            z = embedded + matmul_pretransposed(extra, *kernels["first_extra"])
         elif extra is not None:
-            pair = kernels and kernels["first_extra"]
-            z = embedded + loop_matmul(extra, first.kernel[self.embedding_dim :], pair)
+            kernel = ops.cast(first.kernel[self.embedding_dim :], embedded.dtype)
+            z = embedded + ops.matmul(extra, kernel)
         else:
             z = embedded
         recurrent = kernels and kernels["recurrent"][0]
@@ -244,13 +246,7 @@ class AttentionDecoder(keras.layers.Layer):
             inputs = self.dropout_layer(x, training=training)
             if self.placement == "gnmt":
                 inputs = ops.concatenate([inputs, context], axis=-1)
-            pair = kernels and kernels["inputs"][i - 1]
-            if pair is None:
-                projected = cell.project_inputs(inputs)
-            else:
-                projected = loop_matmul(inputs, cell.kernel, pair) + ops.cast(
-                    cell.input_bias, inputs.dtype
-                )
+            projected = cell.project_inputs(inputs, kernels and kernels["inputs"][i - 1])
             recurrent = kernels and kernels["recurrent"][i]
             out, new = cell.recurrent_step(projected, list(cell_state), mask, kernels=recurrent)
             x = out + x if self.residual else out

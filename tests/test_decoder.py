@@ -44,24 +44,26 @@ def test_recurrent_dropout_only_acts_in_training():
 
 
 @pytest.mark.parametrize(
-    "cell, placement",
+    "cell, placement, feeding",
     [
-        ("lstm", "luong"),
-        ("gru", "gnmt"),
-        ("layer_norm_lstm", "bahdanau"),
-        ("simple_rnn", "luong"),
-        ("gru_reset_before", "luong"),
+        ("lstm", "luong", True),
+        ("lstm", "luong", False),
+        ("gru", "gnmt", True),
+        ("layer_norm_lstm", "bahdanau", False),
+        ("layer_norm_lstm", "gnmt", True),
+        ("simple_rnn", "luong", True),
+        ("gru_reset_before", "luong", True),
     ],
 )
 def test_training_loop_with_pretransposed_kernels_has_the_same_gradients(
-    cell, placement, monkeypatch
+    cell, placement, feeding, monkeypatch
 ):
     """The training path (kernels transposed once outside the loops) changes no number."""
     source = tf.constant([[5, 6, 7, 3, 0], [4, 5, 6, 7, 3]])
     target_in = tf.constant([[2, 9, 10, 11, 12], [2, 12, 13, 0, 0]])
     model = Seq2Seq(
         40, 8, 2, 6, 2, 12, 10, bridge="dense", encoder_cell=cell, decoder_cell=cell,
-        attention_placement=placement, input_feeding=placement != "bahdanau",
+        attention_placement=placement, input_feeding=feeding,
     )  # fmt: skip
     model((source, target_in))
 
