@@ -4,7 +4,8 @@
 
 Prepares ../shared/data/multi30k (NFKC, whitespace, empty pairs dropped) into
 --data_dir, trains the joint 8k SentencePiece model, trains configs/multi30k_en_de.py
-until the budget runs out (dev BLEU every eval_every steps, best checkpoint kept),
+until the budget runs out (dev BLEU every eval_every steps, best checkpoint kept; the
+learning rate anneals to zero over the budget's last --time_decay_fraction),
 then decodes test_2016_flickr from the best checkpoint with beam 5 and prints
 sacreBLEU, chrF and BLEU(lc,tok) (the Multi30k literature's number), with the steps,
 epochs and training time. Everything it writes stays under --data_dir and --workdir.
@@ -33,6 +34,11 @@ _BUDGET = flags.DEFINE_float("budget_minutes", 60.0, "Training wall-clock budget
 _BEAM = flags.DEFINE_integer("beam_width", 5, "Beam width for the test set.")
 _TEST = flags.DEFINE_string("test_split", "test_2016_flickr", "Test split name.")
 _KEEP = flags.DEFINE_bool("resume", False, "Resume an existing workdir, not start fresh.")
+_DECAY = flags.DEFINE_float(
+    "time_decay_fraction",
+    0.4,
+    "Anneal the learning rate linearly to zero over this last fraction of the budget.",
+)
 
 
 def _script(*args: str) -> None:
@@ -79,6 +85,7 @@ def main(argv):
     d.dev_src, d.dev_tgt = f"{data_dir}/val.en", f"{data_dir}/val.de"
     d.spm_model = spm
     config.train.max_time_s = 60.0 * _BUDGET.value
+    config.train.time_decay_fraction = _DECAY.value
     workdir = os.path.abspath(_WORKDIR.value)
     if os.path.exists(workdir) and not _KEEP.value:
         shutil.rmtree(workdir)

@@ -58,6 +58,8 @@ train.eval_every                  steps between dev evaluations (dev loss, greed
 train.early_stopping_patience     stop after this many evaluations without a new best (0 = never)
 train.max_time_s                  stop after this many seconds of training in this process (0 =
                                   no limit); the step budget still applies
+train.time_decay_fraction         with max_time_s: over this last fraction of the time budget the
+                                  learning rate falls linearly to zero, by the clock (0 = off)
 train.clip_norm                   gradient clipping by global norm
 train.max_bad_steps               non-finite steps are skipped; this many in a row stop training
 train.strategy                    default | mirrored (local GPUs) | multi_worker (machines in
@@ -147,6 +149,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.train.eval_every = 1000
     config.train.early_stopping_patience = 0
     config.train.max_time_s = 0.0
+    config.train.time_decay_fraction = 0.0
     config.train.clip_norm = 5.0
     config.train.precision = "float32"
     config.train.max_bad_steps = 20
@@ -292,6 +295,9 @@ def validate(config: ml_collections.ConfigDict, *, need_data: bool = True) -> No
     _require(0.0 < t.plateau_factor < 1.0, "train.plateau_factor", "must be in (0, 1)")
     for name in ("eval_every", "early_stopping_patience", "max_time_s"):
         _require(t[name] >= 0, f"train.{name}", "must be >= 0 (0 = off)")
+    _require(0.0 <= t.time_decay_fraction <= 1.0, "train.time_decay_fraction", "must be in [0, 1]")
+    if t.time_decay_fraction:
+        _require(t.max_time_s > 0, "train.time_decay_fraction", "needs train.max_time_s > 0")
     if t.lr_schedule == "plateau" or t.early_stopping_patience:
         _require(
             bool(d.dev_src) and int(t.eval_every) > 0,

@@ -53,14 +53,19 @@ class InverseSqrtSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
 
 class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """A schedule times a variable factor: what reduce-on-plateau lowers (and checkpoints)."""
+    """A schedule times variable factors: what reduce-on-plateau lowers (and checkpoints),
+    and the clock's decay at the end of a time budget (set every step, not checkpointed)."""
 
-    def __init__(self, schedule, scale: tf.Variable):
+    def __init__(self, schedule, scale: tf.Variable, time_scale: tf.Variable | None = None):
         self.schedule = schedule
         self.scale = scale
+        self.time_scale = time_scale
 
     def __call__(self, step):
-        return self.schedule(step) * tf.cast(self.scale, tf.float32)
+        rate = self.schedule(step) * tf.cast(self.scale, tf.float32)
+        if self.time_scale is not None:
+            rate = rate * tf.cast(self.time_scale, tf.float32)
+        return rate
 
     def get_config(self):
         return {"schedule": keras.optimizers.schedules.serialize(self.schedule)}
@@ -90,10 +95,25 @@ def make_schedule(config: ml_collections.ConfigDict):
     )
 
 
-def build_training(config: ml_collections.ConfigDict, vocab_size: int, lr_scale=None):
+def time_decay_factor(elapsed_s: float, budget_s: float, fraction: float) -> float:
+    """Learning-rate factor of a time budget: 1, then linear to 0 over its last `fraction`.
+
+    A run stopped by the clock otherwise ends at its peak rate; annealing to zero
+    in the time that is left is what a fixed budget rewards (warmup-stable-decay).
+    """
+    if fraction <= 0 or budget_s <= 0:
+        return 1.0
+    left = 1.0 - elapsed_s / budget_s
+    return min(1.0, max(left / fraction, 0.0))
+
+
+def build_training(
+    config: ml_collections.ConfigDict, vocab_size: int, lr_scale=None, time_scale=None
+):
     """Model and optimizer, with all variables created (so restore is immediate).
 
     `lr_scale` (a variable, default 1) multiplies the schedule; plateau lowers it.
+    `time_scale` (a variable, optional) multiplies it too; the loop sets it from the clock.
     """
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(config.train.precision)  # layers take it when constructed
@@ -103,7 +123,7 @@ def build_training(config: ml_collections.ConfigDict, vocab_size: int, lr_scale=
         keras.config.set_dtype_policy(previous)
     if lr_scale is None:
         lr_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
-    schedule = ScaledSchedule(make_schedule(config), lr_scale)
+    schedule = ScaledSchedule(make_schedule(config), lr_scale, time_scale)
     optimizer = keras.optimizers.Adam(learning_rate=schedule)
     if config.train.precision == "mixed_float16":  # float16 gradients underflow unscaled
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -202,8 +222,9 @@ def make_train_step(model: Seq2Seq, optimizer, config: ml_collections.ConfigDict
 class _Progress:
     """Running sums between log lines, and the progress line itself."""
 
-    def __init__(self, start_step: int, num_steps: int):
+    def __init__(self, start_step: int, num_steps: int, deadline: float | None = None):
         self.num_steps = num_steps
+        self.deadline = deadline  # perf_counter() at which the time budget ends, if any
         self.reset(start_step)
 
     def reset(self, step: int):
@@ -232,6 +253,8 @@ class _Progress:
             "step_time_ms": 1000.0 * elapsed / max(step - self.step0, 1),
         }
         eta = (self.num_steps - step) / max(metrics["steps_per_sec"], 1e-9)
+        if self.deadline is not None:  # a time budget ends the run first
+            eta = max(min(eta, self.deadline - time.perf_counter()), 0.0)
         logging.info(
             "step %d/%d  loss %.3f  ppl %.2f  lr %.2e  |g| %.2f  %.0f tgt tok/s  %.2f steps/s  "
             "ETA %dm%02ds",
@@ -426,7 +449,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, strategy) -> dict:
 
     with strategy.scope():  # model and optimizer variables live on every replica
         lr_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
-        model, optimizer = build_training(config, vocab_size, lr_scale)
+        time_scale = tf.Variable(1.0, trainable=False, name="time_scale")
+        model, optimizer = build_training(config, vocab_size, lr_scale, time_scale)
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     examples = tf.Variable(0, dtype=tf.int64, trainable=False, name="examples")
     skipped = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps")
@@ -493,14 +517,18 @@ def _train(config: ml_collections.ConfigDict, workdir: str, strategy) -> dict:
     num_steps = int(config.train.num_steps)
     eval_every = int(config.train.eval_every)
     max_time = float(config.train.max_time_s)
-    progress = _Progress(int(step), num_steps)
+    time_decay = float(config.train.time_decay_fraction)
     metrics: dict = {}
     start = time.perf_counter()
+    progress = _Progress(int(step), num_steps, start + max_time if max_time > 0 else None)
     stop_reason = f"step budget {num_steps}"
     max_bad = int(config.train.max_bad_steps)
     bad_in_a_row = 0
     with _StopOnSignal(signal.SIGTERM) as stop_signal:
         while int(step) < num_steps:
+            if time_decay:
+                elapsed = time.perf_counter() - start
+                time_scale.assign(time_decay_factor(elapsed, max_time, time_decay))
             batch = next(iterator)
             *sums, applied = train_step(*distribute.split_across_replicas(strategy, batch))
             examples.assign_add(tf.shape(batch[0], out_type=tf.int64)[0])

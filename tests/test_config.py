@@ -49,6 +49,8 @@ def test_unknown_field_in_config_file_names_the_field():
         ("train.lr_schedule", "zigzag", "train.lr_schedule"),
         ("data.bucket_boundaries", (5, 3), "data.bucket_boundaries"),
         ("model.encoder_units", 100, "model.bridge"),  # copy bridge needs matching sizes
+        ("train.time_decay_fraction", 1.5, "train.time_decay_fraction"),
+        ("train.time_decay_fraction", 0.3, "needs train.max_time_s"),  # no time budget set
     ],
 )
 def test_bad_values_name_the_field(field, value, message):

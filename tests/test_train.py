@@ -173,6 +173,31 @@ def test_time_budget_stops_early_with_a_checkpoint(toy_data, tmp_path):
     assert latest.endswith(f"-{result['step']}")
 
 
+def test_time_decay_factor_holds_then_falls_linearly_to_zero():
+    factors = [train.time_decay_factor(t, 100.0, 0.25) for t in (0, 50, 75, 87.5, 100, 120)]
+    np.testing.assert_allclose(factors, [1.0, 1.0, 1.0, 0.5, 0.0, 0.0])
+    assert train.time_decay_factor(99.0, 100.0, 0.0) == 1.0  # off
+
+
+def test_time_decay_anneals_the_learning_rate_by_the_clock(toy_data, tmp_path, monkeypatch):
+    clock = iter(range(10**6))  # every reading of the clock is one second later
+    monkeypatch.setattr(train.time, "perf_counter", lambda: float(next(clock)))
+    factors = []
+    real_factor = train.time_decay_factor
+    monkeypatch.setattr(
+        train, "time_decay_factor", lambda *a: factors.append(real_factor(*a)) or factors[-1]
+    )
+    config = tiny_config(toy_data, num_steps=1000, max_time_s=60.0, time_decay_fraction=0.5)
+    config.train.log_every = 1
+    result = train.train_and_evaluate(config, str(tmp_path))
+    assert result["stopped"] == "time budget 60s"
+    assert factors[0] == 1.0 and factors[len(factors) // 3] == 1.0
+    assert all(a >= b for a, b in zip(factors, factors[1:]))
+    assert factors[-1] < 0.2
+    # The optimizer's rate is the schedule's times the clock's factor.
+    np.testing.assert_allclose(result["learning_rate"], 5e-3 * factors[-1], rtol=1e-5)
+
+
 def test_token_budget_batches_and_derived_buckets_train(toy_data, tmp_path):
     config = tiny_config(toy_data, num_steps=5)
     config.data.batch_tokens = 400
