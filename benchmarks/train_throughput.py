@@ -62,6 +62,12 @@ _BATCH_TOKENS = flags.DEFINE_integer("batch_tokens", 0, "Token budget per batch 
 _REFERENCE = flags.DEFINE_bool("reference", True, "Also measure the stock-Keras reference.")
 _SCALING = flags.DEFINE_bool("scaling", False, "Step time vs batch size and vs length bucket.")
 _JIT = flags.DEFINE_bool("jit", False, "Compile our train step with XLA.")
+_DEFER = flags.DEFINE_bool(
+    "defer_weight_gradients",
+    True,
+    "Our loops take LSTM weight gradients after the loop (cells.DeferredKernel); "
+    "--nodefer_weight_gradients measures the per-step form, for the lever table.",
+)
 _VS_OPENNMT = flags.DEFINE_bool(
     "vs_opennmt", False, "Alternate twice with the OpenNMT-tf peer harness; print the ratio."
 )
@@ -278,6 +284,10 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     config = _load_config(_CONFIG.value)
     config.train.precision = _PRECISION.value
+    if not _DEFER.value:
+        from seq2seq_tf import cells
+
+        cells.LSTMCell.additive_recurrence = cells.SimpleRNNCell.additive_recurrence = False
     data_dir = pathlib.Path(_DATA.value)
     if (data_dir / "train.en").exists() and (data_dir / "spm.model").exists():
         d = config.data
@@ -298,7 +308,8 @@ def main(argv):
     peak = gemm_peak_flops()
     print(
         f"corpus: {corpus}; {_STEPS.value} measured steps after {_WARMUP.value} warm-up; "
-        f"ours in {_PRECISION.value}{' with XLA' if _JIT.value else ''}, reference in float32"
+        f"ours in {_PRECISION.value}{' with XLA' if _JIT.value else ''}"
+        f"{'' if _DEFER.value else ', weight gradients per step'}, reference in float32"
     )
     print(f"fp32 GEMM peak (2048x2048 matmul, this process): {peak / 1e9:.1f} GFLOP/s")
     model, step = _ours(config, vocab_size)

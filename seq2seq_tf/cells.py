@@ -63,10 +63,68 @@ def pretransposed(kernel) -> tuple[tf.Tensor, tf.Tensor]:
     return kernel, tf.transpose(kernel)
 
 
+class DeferredKernel:
+    """x @ kernel inside a training loop, with the kernel's gradient taken after the loop.
+
+    Autodiff of a loop gives a kernel used at every step its gradient step by
+    step: a batch-deep outer product x_t^T dz_t per step, added into an
+    accumulator the size of the kernel, i.e. a small matmul and a full pass over
+    the kernel's memory per step. Here each step multiplies by a gradient-free
+    kernel (its input gradient by the stored transpose, as `matmul_pretransposed`)
+    and the loop keeps its inputs; `gradient_sink` adds zeros to the step outputs
+    whose gradient is every step's dz at once, and turns them into the kernel's
+    gradient with one (time x batch)-deep matmul.
+
+    The loop sets `recorded` (this step's input, via `__call__`) and, after the
+    loop, `inputs`: every step's input, laid out as the sink (`[..., in]`).
+    """
+
+    def __init__(self, kernel, kernel_t=None):
+        self.kernel = tf.convert_to_tensor(kernel)
+        self.kernel_t = tf.transpose(self.kernel) if kernel_t is None else kernel_t
+        self.recorded = None
+        self.inputs = None
+
+    def __call__(self, x):
+        self.recorded = x
+        kernel, kernel_t = tf.stop_gradient(self.kernel), tf.stop_gradient(self.kernel_t)
+
+        @tf.custom_gradient
+        def product(x):
+            return tf.matmul(x, kernel), lambda upstream: tf.matmul(upstream, kernel_t)
+
+        return product(x)
+
+
+def gradient_sink(deferred: list[DeferredKernel], shape, dtype) -> tf.Tensor:
+    """Zeros of `shape` ([..., out]) to add to the outputs x @ kernel of `deferred`.
+
+    Their gradient is the loop's output gradients dz for all steps; from it each
+    kernel gets inputs^T dz, reading `DeferredKernel.inputs`, which the caller sets
+    after the loop (the backward pass runs after the whole forward pass).
+    """
+
+    @tf.custom_gradient
+    def sink(*kernels):
+        def grad(upstream):
+            flat = tf.reshape(upstream, [-1, tf.shape(upstream)[-1]])
+            return [
+                tf.matmul(tf.reshape(d.inputs, [-1, tf.shape(d.kernel)[0]]), flat, transpose_a=True)
+                for d in deferred
+            ]
+
+        return tf.zeros(shape, dtype), grad
+
+    return sink(*[d.kernel for d in deferred])
+
+
 def loop_matmul(x, kernel, pair=None):
-    """x @ kernel; with `pair` from `pretransposed(kernel)`, the fast-gradient form."""
+    """x @ kernel; with `pair` from `pretransposed(kernel)` or a `DeferredKernel`,
+    a form whose gradient is faster inside a training loop."""
     if pair is None:
         return ops.matmul(x, ops.cast(kernel, x.dtype))
+    if isinstance(pair, DeferredKernel):
+        return pair(x)
     return matmul_pretransposed(x, *pair)
 
 
@@ -102,6 +160,9 @@ class RecurrentCell(keras.layers.Layer):
     num_states = 1
     # project_inputs is x W + input_bias (the decoder splits W by input rows to hoist part).
     affine_inputs = True
+    # recurrent_step adds h_in @ recurrent_kernel to `projected` before anything else,
+    # so the gradient of `projected` is that matmul's output gradient (see DeferredKernel).
+    additive_recurrence = False
 
     @property
     def input_bias(self):
@@ -231,6 +292,7 @@ class LSTMCell(RecurrentCell):
     """
 
     num_states = 2
+    additive_recurrence = True
 
     def build(self, input_shape):
         input_dim = input_shape[-1]
@@ -337,6 +399,7 @@ class SimpleRNNCell(RecurrentCell):
     """
 
     num_states = 1
+    additive_recurrence = True
 
     def build(self, input_shape):
         input_dim = input_shape[-1]
@@ -384,6 +447,7 @@ class LayerNormLSTMCell(LSTMCell):
     """
 
     affine_inputs = False  # LN_x(x W) does not split over input rows
+    additive_recurrence = False  # LN_h(h U) sits between the matmul and the sum
 
     def __init__(self, units: int, norm_epsilon: float = 1e-3, **kwargs):
         super().__init__(units, **kwargs)
@@ -565,8 +629,14 @@ class Recurrent(keras.layers.Layer):
         projected = self.cell.project_inputs(inputs)  # [batch, time, gates * units]
         rnn = self.rnn if recurrent_mask is None else self.rnn_with_mask
         # Training: the transposed recurrent kernel is made here, once, for the
-        # loop's backward pass (see `matmul_pretransposed`).
-        rnn.cell.kernels = self.cell.loop_kernels(projected.dtype) if training else None
+        # loop's backward pass (see `matmul_pretransposed`), and where the cell
+        # allows, the recurrent kernel's gradient is one matmul after the loop.
+        kernels = self.cell.loop_kernels(projected.dtype) if training else None
+        deferred = None
+        if kernels is not None and self.cell.additive_recurrence:
+            kernels = deferred = DeferredKernel(*kernels)
+            projected = projected + gradient_sink([deferred], ops.shape(projected), projected.dtype)
+        rnn.cell.kernels = kernels
         try:
             if recurrent_mask is None:
                 outputs, *states = rnn(projected, mask=mask, training=training)
@@ -578,6 +648,15 @@ class Recurrent(keras.layers.Layer):
                 states = states[:-1]
         finally:
             rnn.cell.kernels = None
+        if deferred is not None:
+            # h_{t-1} of every step in processing order: the initial zeros, then the
+            # outputs (zero on padding, where the state stays zero or dz is zero).
+            previous = ops.concatenate([ops.zeros_like(outputs[:, :1]), outputs[:, :-1]], axis=1)
+            if recurrent_mask is not None:
+                previous = previous * ops.cast(ops.expand_dims(recurrent_mask, 1), previous.dtype)
+            if self.go_backwards:  # the sink, and so its gradient, is in input order
+                previous = ops.flip(previous, axis=1)
+            deferred.inputs = tf.stop_gradient(previous)
         if self.go_backwards:
             outputs = ops.flip(outputs, axis=1)  # keras returns them in processing order
         return (outputs, *states)

@@ -25,7 +25,13 @@ import tensorflow as tf
 from keras import ops
 
 from seq2seq_tf.attention import make_attention
-from seq2seq_tf.cells import loop_matmul, make_cell, matmul_pretransposed, pretransposed
+from seq2seq_tf.cells import (
+    DeferredKernel,
+    gradient_sink,
+    loop_matmul,
+    make_cell,
+    pretransposed,
+)
 
 PLACEMENTS = ("luong", "bahdanau", "gnmt")
 
@@ -189,7 +195,9 @@ class AttentionDecoder(keras.layers.Layer):
 
         Handed to the step body so the loop's backward pass multiplies by stored
         transposes (see `cells.matmul_pretransposed`); the step path (search)
-        passes none and multiplies directly.
+        passes none and multiplies directly. When every product is added straight
+        into a pre-activation (affine first layer, LSTM or SimpleRNN cells), each
+        is a `cells.DeferredKernel`: its weight gradient is one matmul after the loop.
         """
 
         def pair(kernel):
@@ -203,6 +211,13 @@ class AttentionDecoder(keras.layers.Layer):
         }
         if self._hoisted() and self._step_input_width():
             kernels["first_extra"] = pair(first.kernel[self.embedding_dim :])
+        if self._hoisted() and all(cell.additive_recurrence for cell in self.cells):
+            kernels = {
+                name: [DeferredKernel(*p) for p in value]
+                if isinstance(value, list)
+                else DeferredKernel(*value)
+                for name, value in kernels.items()
+            }
         return kernels
 
     def _first_layer(self, embedded, extra, state, mask, kernels):
@@ -212,7 +227,7 @@ class AttentionDecoder(keras.layers.Layer):
             x = embedded if extra is None else ops.concatenate([embedded, extra], axis=-1)
             z = first.project_inputs(x)
         elif extra is not None and kernels:
-            z = embedded + matmul_pretransposed(extra, *kernels["first_extra"])
+            z = embedded + loop_matmul(extra, None, kernels["first_extra"])
         elif extra is not None:
             kernel = ops.cast(first.kernel[self.embedding_dim :], embedded.dtype)
             z = embedded + ops.matmul(extra, kernel)
@@ -224,11 +239,13 @@ class AttentionDecoder(keras.layers.Layer):
     def _attend(self, query, state):
         return self.attention(query, state["keys"], state["memory"], state["mask"])
 
-    def _advance(self, embedded, state, training, masks=None, kernels=None):
+    def _advance(self, embedded, state, training, masks=None, kernels=None, sinks=None):
         """One decoder step from `_embed`'s output; returns (a_t, new state, weights).
 
         `masks`: per layer a recurrent dropout mask `[batch, units]` or None.
         `kernels`: `_loop_kernels()` inside a training loop, else None.
+        `sinks`: with deferred kernels, this step's zeros (`cells.gradient_sink`) to add
+            to the upper layers' and the attention layer's pre-activations.
         """
         masks = masks or [None] * self.num_layers
         if self.placement == "bahdanau":
@@ -247,22 +264,26 @@ class AttentionDecoder(keras.layers.Layer):
             if self.placement == "gnmt":
                 inputs = ops.concatenate([inputs, context], axis=-1)
             projected = cell.project_inputs(inputs, kernels and kernels["inputs"][i - 1])
+            if sinks:
+                projected = projected + sinks["layers"][i - 1]
             recurrent = kernels and kernels["recurrent"][i]
             out, new = cell.recurrent_step(projected, list(cell_state), mask, kernels=recurrent)
             x = out + x if self.residual else out
             new_cells.append(tuple(new))
         if self.placement == "luong":
             context, weights = self._attend(x, state)
-        feed = self._attention_vector(ops.concatenate([context, x], axis=-1), kernels)
+        feed = self._attention_vector(
+            ops.concatenate([context, x], axis=-1), kernels, sinks and sinks["attention"]
+        )
         new_state = {**state, "cells": new_cells, "feed": feed, "alignment": weights}
         return feed, new_state, weights
 
-    def _attention_vector(self, joined, kernels):
+    def _attention_vector(self, joined, kernels, sink=None):
         """a_t = tanh(W_c [c_t; h_t]) (the `attention_layer`, by hand inside a training loop)."""
         if kernels is None:
             return self.attention_layer(joined)
-        pair = kernels["attention_layer"]
-        return ops.tanh(loop_matmul(joined, self.attention_layer.kernel, pair))
+        pre = loop_matmul(joined, self.attention_layer.kernel, kernels["attention_layer"])
+        return ops.tanh(pre if sink is None else pre + sink)
 
     def _logits(self, feed, training):
         feed = self.dropout_layer(feed, training=training)
@@ -281,25 +302,54 @@ class AttentionDecoder(keras.layers.Layer):
         embedded = self._embed(target_in, training)  # batch x tgt_len x (gates or emb)
         embedded = tf.transpose(embedded, [1, 0, 2])  # time-major for the loop
         steps = tf.shape(embedded)[0]
-        # Read through a TensorArray: the gradient of embedded[t] would build a
-        # full-size zero tensor at every step.
-        inputs = tf.TensorArray(embedded.dtype, size=steps).unstack(embedded)
         feeds = tf.TensorArray(embedded.dtype, size=steps)
         batch = tf.shape(embedded)[1]
         masks = [cell.get_dropout_masks(batch, 1, training)[1] for cell in self.cells]
         kernels = self._loop_kernels(embedded.dtype) if training else None
+        deferred = kernels is not None and isinstance(kernels["attention_layer"], DeferredKernel)
+        groups, sinks = [], {}
+        if deferred:
+            # One gradient sink per pre-activation: the first layer's rides on the
+            # hoisted embedding part, the others are read step by step.
+            groups = [[kernels["recurrent"][0]]]
+            if "first_extra" in kernels:
+                groups[0].append(kernels["first_extra"])
+            embedded = embedded + gradient_sink(groups[0], tf.shape(embedded), embedded.dtype)
+            groups += [[k, r] for k, r in zip(kernels["inputs"], kernels["recurrent"][1:])]
+            groups.append([kernels["attention_layer"]])
 
-        def body(t, loop_state, feeds):
+            def sink_steps(group):
+                shape = [steps, batch, tf.shape(group[0].kernel)[1]]
+                zeros = gradient_sink(group, shape, embedded.dtype)
+                return tf.TensorArray(embedded.dtype, size=steps).unstack(zeros)
+
+            sinks = {
+                "layers": [sink_steps(g) for g in groups[1:-1]],
+                "attention": sink_steps(groups[-1]),
+            }
+        # Read through a TensorArray: the gradient of embedded[t] would build a
+        # full-size zero tensor at every step.
+        inputs = tf.TensorArray(embedded.dtype, size=steps).unstack(embedded)
+        recorded = [k for group in groups for k in group]
+        records = [tf.TensorArray(embedded.dtype, size=steps) for _ in recorded]
+
+        def body(t, loop_state, feeds, records):
             embedded_t = inputs.read(t)
-            feed, loop_state, _ = self._advance(embedded_t, loop_state, training, masks, kernels)
-            return t + 1, loop_state, feeds.write(t, feed)
+            sinks_t = tf.nest.map_structure(lambda ta: ta.read(t), sinks) if deferred else None
+            feed, loop_state, _ = self._advance(
+                embedded_t, loop_state, training, masks, kernels, sinks_t
+            )
+            records = [ta.write(t, k.recorded) for ta, k in zip(records, recorded)]
+            return t + 1, loop_state, feeds.write(t, feed), records
 
-        _, _, feeds = tf.while_loop(
+        _, _, feeds, records = tf.while_loop(
             lambda t, *_: t < steps,
             body,
-            (tf.constant(0), state, feeds),
+            (tf.constant(0), state, feeds, records),
             maximum_iterations=steps,  # lets XLA size the TensorArray
         )
+        for kernel, ta in zip(recorded, records):
+            kernel.inputs = tf.stop_gradient(ta.stack())  # [steps, batch, in], as the sinks
         feeds = tf.transpose(feeds.stack(), [1, 0, 2])  # batch x tgt_len x attn_units
         return self._logits(feeds, training)
 

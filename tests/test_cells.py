@@ -401,3 +401,69 @@ def test_matmul_pretransposed_has_the_plain_matmul_gradients():
     np.testing.assert_allclose(fast, plain, atol=1e-6)
     for a, b in zip(tape.gradient(fast_sum, [x, kernel]), tape.gradient(plain_sum, [x, kernel])):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_deferred_kernel_gradient_is_taken_once_through_the_sink():
+    from seq2seq_tf.cells import DeferredKernel, gradient_sink
+
+    xs = tf.random.normal([4, 3, 5], seed=1)  # 4 steps of [batch 3, in 5]
+    kernel = tf.random.normal([5, 7], seed=2)
+    upstream = tf.random.normal([4, 3, 7], seed=3)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([xs, kernel])
+        deferred = DeferredKernel(kernel)
+        sink = gradient_sink([deferred], [4, 3, 7], tf.float32)
+        fast = tf.stack([deferred(xs[t]) + sink[t] for t in range(4)])
+        deferred.inputs = xs  # what a loop records, step by step
+        plain = tf.einsum("tbi,io->tbo", xs, kernel)
+        fast_sum, plain_sum = tf.reduce_sum(fast * upstream), tf.reduce_sum(plain * upstream)
+    np.testing.assert_array_equal(sink, tf.zeros([4, 3, 7]))
+    np.testing.assert_allclose(fast, plain, atol=1e-5)
+    for a, b in zip(tape.gradient(fast_sum, [xs, kernel]), tape.gradient(plain_sum, [xs, kernel])):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell_type", ["lstm", "simple_rnn"])
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("recurrent_dropout", [0.0, 0.4])
+def test_recurrent_training_loop_defers_the_recurrent_kernel_gradient_exactly(
+    cell_type, go_backwards, recurrent_dropout, monkeypatch
+):
+    """One matmul after the loop gives the recurrent kernel the loop's own gradient,
+    with padding, either direction and a recurrent dropout mask."""
+    from seq2seq_tf import cells
+
+    keras.utils.set_random_seed(0)
+    layer = Recurrent(
+        6, go_backwards=go_backwards, cell_type=cell_type, dropout=0.2,
+        recurrent_dropout=recurrent_dropout, seed=3,
+    )  # fmt: skip
+    x = tf.random.normal([3, 5, 4], seed=4)
+    mask = tf.constant([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]]) > 0
+    layer.build(x.shape)
+    rng = [v for v in layer.non_trainable_variables if "seed_generator" in v.path]
+    rng_start = [v.numpy() for v in rng]
+    made, original_sink = [], cells.gradient_sink
+
+    def spy(*args):
+        made.append(args)
+        return original_sink(*args)
+
+    monkeypatch.setattr(cells, "gradient_sink", spy)
+
+    @tf.function
+    def loss_and_gradients():
+        for variable, value in zip(rng, rng_start):  # the same dropout masks each run
+            variable.assign(value)
+        with tf.GradientTape() as tape:
+            outputs, *states = layer(x, mask=mask, training=True)
+            loss = tf.reduce_sum(tf.sin(outputs)) + sum(tf.reduce_sum(s * s) for s in states)
+        return loss, tape.gradient(loss, layer.trainable_variables)
+
+    fast_loss, fast = loss_and_gradients()
+    assert made  # the deferred path ran
+    monkeypatch.setattr(cells.RecurrentCell, "loop_kernels", lambda self, dtype="float32": None)
+    plain_loss, plain = tf.function(loss_and_gradients.python_function)()
+    np.testing.assert_allclose(fast_loss, plain_loss, rtol=1e-6)
+    for variable, a, b in zip(layer.trainable_variables, fast, plain):
+        np.testing.assert_allclose(a, b, atol=1e-5, err_msg=variable.path)
