@@ -83,3 +83,19 @@ def trained_workdir(toy_data, tmp_path_factory) -> str:
     workdir = str(tmp_path_factory.mktemp("run"))
     train_and_evaluate(tiny_config(toy_data, num_steps=60), workdir)
     return workdir
+
+
+@pytest.fixture
+def gradient_sinks(monkeypatch) -> list:
+    """Every `cells.gradient_sink` call (encoder and decoder) lands in this list."""
+    from seq2seq_tf import cells, decoder
+
+    calls, original = [], cells.gradient_sink
+
+    def spy(*args):
+        calls.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(cells, "gradient_sink", spy)
+    monkeypatch.setattr(decoder, "gradient_sink", spy)
+    return calls
