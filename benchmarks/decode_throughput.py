@@ -8,15 +8,30 @@ Greedy (beam 1) and beam 4/8 at batch sizes 1, 16 and 64, through the
 warm-up pass per setting so tracing is not timed. The ratio column compares
 each row with greedy at the same batch size, measured in the same run.
 Run it alone: two timing jobs on two cores spoil each other.
+
+With `--vs_opennmt`, greedy and beam 5 at batch 32 are also run with the
+OpenNMT-tf peer (../shared/bench/opennmt_tf), alternating ours and the peer's
+twice, on a workdir the peer harness trained (`run.sh WORKDIR 2000`: its output
+lengths are only realistic after a few thousand steps). The peer's time is its
+own `--log_prediction_time` total, which leaves out model loading, as ours does;
+its input is pre-tokenized pieces while ours is raw text tokenized in the graph.
+Both sides' mean output length (words) and sacreBLEU are printed, so a ratio
+between a degenerate and a real model shows as such.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import numpy as np  # noqa: E402
+import sacrebleu  # noqa: E402
+import sentencepiece as spm  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_text  # noqa: E402, F401
 from absl import app, flags  # noqa: E402
@@ -29,21 +44,85 @@ _LIMIT = flags.DEFINE_integer("limit", 1000, "Sentences to translate per setting
 _BEAMS = flags.DEFINE_list("beams", ["1", "4", "8"], "Beam widths.")
 _BATCHES = flags.DEFINE_list("batches", ["1", "16", "64"], "Batch sizes.")
 _BATCH1_LIMIT = flags.DEFINE_integer("batch1_limit", 200, "Sentences at batch size 1 (slow).")
+_VS_OPENNMT = flags.DEFINE_bool(
+    "vs_opennmt", False, "Also decode with the trained OpenNMT-tf peer and print ratios."
+)
+_PEER_DIR = flags.DEFINE_string(
+    "opennmt_workdir", "", "Workdir the peer harness trained: run.sh WORKDIR STEPS."
+)
+_REFERENCE = flags.DEFINE_string(
+    "reference", "", "Reference translations of --input, for the --vs_opennmt BLEU."
+)
+
+PEER_HARNESS = Path(__file__).resolve().parents[2] / "shared/bench/opennmt_tf"
+
+
+def translate(fn, lines: list[str], batch_size: int, beam: int) -> tuple[list[str], float]:
+    """(translations in input order, seconds) for one setting, batched by length."""
+    order = sorted(range(len(lines)), key=lambda i: len(lines[i]))
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    args = {"n": tf.constant(1), "beam_width": tf.constant(beam)}
+    fn(inputs=tf.constant([lines[i] for i in batches[0]]), **args)  # trace outside the timing
+    hypotheses = [""] * len(lines)
+    start = time.perf_counter()
+    for batch in batches:
+        out = fn(inputs=tf.constant([lines[i] for i in batch]), **args)["translations"].numpy()
+        for i, text in zip(batch, out[:, 0]):
+            hypotheses[i] = text.decode("utf-8")
+    return hypotheses, time.perf_counter() - start
 
 
 def measure(fn, lines: list[str], batch_size: int, beam: int) -> tuple[float, float]:
-    """(sentences/s, target pieces/s) for one setting; pieces counted by whitespace words."""
-    ordered = sorted(lines, key=len)
-    batches = [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]
-    args = {"n": tf.constant(1), "beam_width": tf.constant(beam)}
-    fn(inputs=tf.constant(batches[0]), **args)  # trace outside the timing
-    words = 0
-    start = time.perf_counter()
-    for batch in batches:
-        out = fn(inputs=tf.constant(batch), **args)["translations"].numpy()
-        words += sum(len(t.split()) for t in out.ravel())
-    elapsed = time.perf_counter() - start
-    return len(ordered) / elapsed, words / elapsed
+    """(sentences/s, target words/s) for one setting."""
+    hypotheses, elapsed = translate(fn, lines, batch_size, beam)
+    return len(lines) / elapsed, sum(len(h.split()) for h in hypotheses) / elapsed
+
+
+def opennmt_translate(workdir: Path, beam: int, batch_size: int) -> tuple[list[str], float]:
+    """The peer's test_2016_flickr translations (detokenized) and its own prediction time."""
+    config = workdir / f"beam{beam}.yml"
+    config.write_text(f"params:\n  beam_width: {beam}\ninfer:\n  batch_size: {batch_size}\n")
+    predictions = workdir / f"test.beam{beam}.sp.de"
+    command = [
+        str(workdir / "venv/bin/onmt-main"), "--model", str(PEER_HARNESS / "model.py"),
+        "--config", str(workdir / "config.yml"), str(config), "--model_dir", str(workdir / "run"),
+        "infer", "--features_file", str(workdir / "data/test.sp.en"),
+        "--predictions_file", str(predictions), "--log_prediction_time",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True)
+    seconds = re.search(r"Total prediction time \(s\): ([\d.]+)", done.stdout + done.stderr)
+    if done.returncode or not seconds:
+        raise RuntimeError(
+            f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-2000:]}"
+        )
+    pieces = spm.SentencePieceProcessor(model_file=str(workdir / "data/spm8k.model"))
+    lines = predictions.read_text(encoding="utf-8").splitlines()
+    return [pieces.decode(line.split()) for line in lines], float(seconds.group(1))
+
+
+def _versus_opennmt(fn, lines: list[str]) -> None:
+    """Ours and the peer's, alternating twice, greedy and beam 5 at batch 32."""
+    workdir = Path(_PEER_DIR.value)
+    if not (workdir / "run/checkpoint").exists():
+        raise app.UsageError(f"--opennmt_workdir {workdir} has no trained peer: run.sh WORKDIR N")
+    refs = read_text(_REFERENCE.value) if _REFERENCE.value else None
+    print("\nvs OpenNMT-tf, batch 32 (sent/s; mean words per output; sacreBLEU)")
+    for beam in (1, 5):
+        ours, peer = [], []
+        for round_ in (1, 2):
+            hyps, seconds = translate(fn, lines, 32, beam)
+            ours.append(len(lines) / seconds)
+            peer_hyps, peer_seconds = opennmt_translate(workdir, beam, 32)
+            peer.append(len(peer_hyps) / peer_seconds)
+            print(
+                f"beam {beam} round {round_}: seq2seq_tf {ours[-1]:6.1f} | "
+                f"OpenNMT-tf {peer[-1]:6.1f} sent/s"
+            )
+        for name, out in (("seq2seq_tf", hyps), ("OpenNMT-tf", peer_hyps)):
+            words = np.mean([len(h.split()) for h in out])
+            bleu = f"  sacreBLEU {sacrebleu.corpus_bleu(out, [refs]).score:.2f}" if refs else ""
+            print(f"  {name}: {words:.2f} words per output{bleu}")
+        print(f"beam {beam} ratio vs OpenNMT-tf (sent/s): {np.mean(ours) / np.mean(peer):.2f}")
 
 
 def main(argv):
@@ -60,6 +139,8 @@ def main(argv):
             sents, words = measure(fn, sample, batch, beam)
             greedy = greedy or sents
             print(f"{batch:>5} {beam:>4} {sents:>9.1f} {words:>9.1f} {sents / greedy:>9.2f}")
+    if _VS_OPENNMT.value:
+        _versus_opennmt(fn, lines)
 
 
 if __name__ == "__main__":

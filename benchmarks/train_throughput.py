@@ -363,6 +363,10 @@ def _versus_opennmt(first: dict, step, batches: list) -> None:
         [r["tgt_tok_s"] for r in peer]
     )
     print(f"ratio vs OpenNMT-tf: {ratio:.2f}")
+    # The harness's processes are this one's only children; Linux folds a waited-for
+    # grandchild's peak into its parent's, so this is the peer's training process.
+    peer_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
+    print(f"OpenNMT-tf peak RSS (its largest process): {peer_rss:.2f} GB")
 
 
 def _scaling(config, vocab_size: int, step) -> None:

@@ -285,7 +285,8 @@ class AttentionDecoder(keras.layers.Layer):
         pre = loop_matmul(joined, self.attention_layer.kernel, kernels["attention_layer"])
         return ops.tanh(pre if sink is None else pre + sink)
 
-    def _logits(self, feed, training):
+    def output_logits(self, feed, training=None):
+        """Logits `[..., vocab]` of attention vectors `[..., attention_units]`."""
         feed = self.dropout_layer(feed, training=training)
         if self.tie_embeddings:
             matrix = ops.cast(self.embedding.embeddings, feed.dtype)
@@ -295,12 +296,23 @@ class AttentionDecoder(keras.layers.Layer):
     def step(self, ids, state, training=False):
         """One token: ids `[batch]` -> logits `[batch, vocab]`, new state."""
         feed, state, _ = self._advance(self._embed(ids, training), state, training)
-        return self._logits(feed, training), state
+        return self.output_logits(feed, training), state
 
     def call(self, target_in, state, training=None):
         """Teacher forcing: target_in `[batch, tgt_len]` -> logits `[batch, tgt_len, vocab]`."""
-        embedded = self._embed(target_in, training)  # batch x tgt_len x (gates or emb)
-        embedded = tf.transpose(embedded, [1, 0, 2])  # time-major for the loop
+        feeds = tf.transpose(self.features(target_in, state, training), [1, 0, 2])
+        return self.output_logits(feeds, training)
+
+    def features(self, target_in, state, training=None):
+        """Teacher forcing up to the output layer: target_in `[batch, tgt_len]` -> the
+        attention vectors, time-major `[tgt_len, batch, attention_units]`.
+
+        Training applies the output layer to the real tokens only (see
+        `Seq2Seq.real_token_logits`), so the loop's time-major order is kept.
+        """
+        # Embedded time-major from transposed ids: transposing the (much wider)
+        # projected embeddings, and back in the gradient, cost two passes.
+        embedded = self._embed(tf.transpose(target_in), training)  # tgt_len x batch x gates
         steps = tf.shape(embedded)[0]
         feeds = tf.TensorArray(embedded.dtype, size=steps)
         batch = tf.shape(embedded)[1]
@@ -350,8 +362,7 @@ class AttentionDecoder(keras.layers.Layer):
         )
         for kernel, ta in zip(recorded, records):
             kernel.inputs = tf.stop_gradient(ta.stack())  # [steps, batch, in], as the sinks
-        feeds = tf.transpose(feeds.stack(), [1, 0, 2])  # batch x tgt_len x attn_units
-        return self._logits(feeds, training)
+        return feeds.stack()  # tgt_len x batch x attn_units
 
     def get_config(self):
         return {

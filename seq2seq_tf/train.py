@@ -26,7 +26,7 @@ from ml_collections import config_flags  # noqa: E402
 
 from seq2seq_tf import config as config_lib  # noqa: E402
 from seq2seq_tf import data, distribute, tokenizer  # noqa: E402
-from seq2seq_tf.model import Seq2Seq, build_model, sequence_loss  # noqa: E402
+from seq2seq_tf.model import Seq2Seq, build_model, token_cross_entropy  # noqa: E402
 from seq2seq_tf.workdir import (  # noqa: E402
     BEST_DIR,
     BEST_FILE,
@@ -152,8 +152,10 @@ def make_train_step(model: Seq2Seq, optimizer, config: ml_collections.ConfigDict
         """Global (all-replica) clipped gradients, their norm, the sums and finiteness."""
         context = tf.distribute.get_replica_context()
         with tf.GradientTape() as tape:
-            logits = model((source, target_in), training=True)
-            loss_sum, nll_sum, tokens = sequence_loss(logits, target_out, label_smoothing)
+            logits, labels = model.real_token_logits(source, target_in, target_out, training=True)
+            smoothed, nll = token_cross_entropy(logits, labels, label_smoothing)
+            loss_sum, nll_sum = tf.reduce_sum(smoothed), tf.reduce_sum(nll)
+            tokens = tf.cast(tf.size(labels), tf.float32)
             loss = loss_sum / tf.maximum(context.all_reduce("sum", tokens), 1.0)
             if loss_scaled:
                 loss = optimizer.scale_loss(loss)

@@ -10,7 +10,7 @@ import tensorflow as tf
 from seq2seq_tf import data, tokenizer
 from seq2seq_tf.attention import ATTENTION_TYPES
 from seq2seq_tf.decoder import PLACEMENTS
-from seq2seq_tf.model import Seq2Seq, sequence_loss
+from seq2seq_tf.model import Seq2Seq, sequence_loss, token_cross_entropy
 
 SOURCE = tf.constant([[5, 6, 7, 3, 0], [4, 5, 6, 7, 3]])
 TARGET_IN = tf.constant([[2, 9, 10, 11], [2, 12, 13, 0]])
@@ -43,6 +43,61 @@ def test_loss_matches_numpy_with_label_smoothing_and_mask():
     nll_expected = -np.take_along_axis(log_p, target[..., None], -1)[..., 0][mask].sum()
     np.testing.assert_allclose(nll, nll_expected, rtol=1e-5)
     assert float(tokens) == 5
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_token_cross_entropy_fused_gradient_equals_autodiff_of_the_smoothed_loss(eps):
+    rng = np.random.default_rng(1)
+    logits = tf.constant(rng.normal(size=(3, 4, 7)).astype(np.float32))
+    labels = tf.constant(rng.integers(0, 7, size=(3, 4)))
+    weights = tf.constant(rng.normal(size=(3, 4)).astype(np.float32))
+
+    def reference(logits):
+        log_p = tf.nn.log_softmax(logits)
+        one_hot = tf.one_hot(labels, 7)
+        smoothed = -tf.reduce_sum(((1 - eps) * one_hot + eps / 7) * log_p, -1)
+        return smoothed, -tf.reduce_sum(one_hot * log_p, -1)
+
+    def value_and_gradients(loss_fn):
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(logits)
+            smoothed, nll = loss_fn(logits)
+            weighted = tf.reduce_sum(smoothed * weights)  # NLL unconnected, as in training
+            both = weighted + tf.reduce_sum(nll)
+        return smoothed, nll, tape.gradient(weighted, logits), tape.gradient(both, logits)
+
+    fused = tf.function(value_and_gradients)(lambda x: token_cross_entropy(x, labels, eps))
+    for got, want in zip(fused, value_and_gradients(reference)):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_real_token_logits_and_their_gradients_equal_the_full_logits_at_real_positions():
+    """Training's output layer skips padding; loss and every gradient stay the same."""
+    model = Seq2Seq(40, 8, 2, 6, 2, 12, 10, bridge="copy")
+    target_out = tf.constant([[9, 10, 11, 3], [12, 13, 3, 0]])
+
+    def loss_and_gradients(real_tokens_only):
+        with tf.GradientTape() as tape:
+            if real_tokens_only:
+                logits, labels = model.real_token_logits(SOURCE, TARGET_IN, target_out)
+                smoothed, _ = token_cross_entropy(logits, labels, 0.1)
+                loss = tf.reduce_sum(smoothed)
+            else:
+                loss, _, _ = sequence_loss(model((SOURCE, TARGET_IN)), target_out, 0.1)
+        return loss, tape.gradient(loss, model.trainable_variables)
+
+    logits, labels = model.real_token_logits(SOURCE, TARGET_IN, target_out)
+    full = model((SOURCE, TARGET_IN))
+    real = tf.transpose(target_out != 0)  # time-major order
+    np.testing.assert_allclose(logits, tf.boolean_mask(tf.transpose(full, [1, 0, 2]), real),
+                               atol=1e-6)  # fmt: skip
+    np.testing.assert_array_equal(labels, [9, 12, 10, 13, 11, 3, 3])
+    loss, grads = loss_and_gradients(True)
+    loss_full, grads_full = loss_and_gradients(False)
+    np.testing.assert_allclose(loss, loss_full, rtol=1e-6)
+    for variable, got, want in zip(model.trainable_variables, grads, grads_full):
+        np.testing.assert_allclose(tf.convert_to_tensor(got), tf.convert_to_tensor(want),
+                                   atol=1e-6, err_msg=variable.path)  # fmt: skip
 
 
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
