@@ -27,6 +27,7 @@ from ml_collections import config_flags  # noqa: E402
 from seq2seq_tf import config as config_lib  # noqa: E402
 from seq2seq_tf import data, distribute, tokenizer  # noqa: E402
 from seq2seq_tf.model import Seq2Seq, build_model, token_cross_entropy  # noqa: E402
+from seq2seq_tf.optimizer import FusedAdam  # noqa: E402
 from seq2seq_tf.workdir import (  # noqa: E402
     BEST_DIR,
     BEST_FILE,
@@ -124,7 +125,7 @@ def build_training(
     if lr_scale is None:
         lr_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
     schedule = ScaledSchedule(make_schedule(config), lr_scale, time_scale)
-    optimizer = keras.optimizers.Adam(learning_rate=schedule)
+    optimizer = FusedAdam(learning_rate=schedule)
     if config.train.precision == "mixed_float16":  # float16 gradients underflow unscaled
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     optimizer.build(model.trainable_variables)
