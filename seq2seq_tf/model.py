@@ -179,7 +179,7 @@ class Seq2Seq(keras.Model):
         """Teacher forcing with the output layer on real target tokens only.
 
         Training's output layer and loss are about a third of a step's arithmetic,
-        and on padding (15% of Multi30k's rnn-base target positions) it is wasted.
+        and on padding (about 15% of the positions in Multi30k's batches) it is wasted.
 
         Returns:
             logits `[tokens, vocab]` and their labels `[tokens]`, for the positions where
