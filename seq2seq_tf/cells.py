@@ -81,13 +81,15 @@ class DeferredKernel:
 
     def __init__(self, kernel, kernel_t=None):
         self.kernel = tf.convert_to_tensor(kernel)
-        self.kernel_t = tf.transpose(self.kernel) if kernel_t is None else kernel_t
+        kernel_t = tf.transpose(self.kernel) if kernel_t is None else kernel_t
+        # Made once, outside the loop; the gradient-carrying `kernel` goes to the sink.
+        self._frozen = tf.stop_gradient(self.kernel), tf.stop_gradient(kernel_t)
         self.recorded = None
         self.inputs = None
 
     def __call__(self, x):
         self.recorded = x
-        kernel, kernel_t = tf.stop_gradient(self.kernel), tf.stop_gradient(self.kernel_t)
+        kernel, kernel_t = self._frozen
 
         @tf.custom_gradient
         def product(x):
