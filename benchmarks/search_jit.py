@@ -9,7 +9,9 @@ so both sides get the same batches padded to a fixed source length
 (`--source_length`, longer sources cut) and a fixed number of steps
 (`--max_steps`); a short last batch is padded with empty sentences. The first
 pass over the batches compiles and is timed apart; the second is the
-throughput. Outputs must agree; the script prints sentences/s and the ratio.
+throughput. Every sentence may produce 1.5 x its source pieces + 10, at most
+--max_steps, on every side. The script prints sentences/s, the ratio and how
+many translations are identical.
 """
 
 from __future__ import annotations
