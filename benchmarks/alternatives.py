@@ -13,8 +13,9 @@ the alternative's time over ours (above 1: ours is faster).
   (hoisted input projection, deferred recurrent-kernel gradient) against TF's
   fused whole-sequence kernels `BlockLSTMV2` / `BlockLSTMGradV2` (gate order
   i, f, c, o as Keras), run on each direction's real tokens.
-- attention: 17 decoder steps of Luong attention reads, scores and context as
-  batched matmuls (ours) against multiply-and-reduce.
+- attention: 17 decoder steps of Luong attention reads, the toolkit's
+  `LuongAttention` (scores and context as batched matmuls) against
+  multiply-and-reduce.
 - projection: the two directions' input projections as two matmuls (ours)
   against one matmul by the concatenated kernels, split after.
 """
@@ -32,6 +33,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 from tensorflow.python.ops import gen_rnn_ops  # noqa: E402
 
+from seq2seq_tf.attention import LuongAttention  # noqa: E402
 from seq2seq_tf.cells import Recurrent  # noqa: E402
 
 _ONLY = flags.DEFINE_list("only", [], "Comparisons to run (default: all).")
@@ -102,12 +104,6 @@ def block_lstm(rng):
     return "bidirectional layer: BlockLSTMV2", ours, fused
 
 
-def _read_batched(query, keys, memory, mask):
-    scores = tf.squeeze(tf.matmul(keys, query[:, :, None]), -1)
-    weights = tf.nn.softmax(tf.where(mask, scores, -1e9)) * tf.cast(mask, tf.float32)
-    return tf.squeeze(tf.matmul(weights[:, None, :], memory), 1)
-
-
 def _read_reduced(query, keys, memory, mask):
     scores = tf.reduce_sum(keys * query[:, None, :], -1)
     weights = tf.nn.softmax(tf.where(mask, scores, -1e9)) * tf.cast(mask, tf.float32)
@@ -120,6 +116,11 @@ def attention(rng):
     mask = tf.sequence_mask(_lengths(rng, SRC), SRC)
     start = tf.random.normal([BATCH, WIDTH]) * 0.05
     kernel = tf.random.normal([WIDTH, WIDTH]) * 0.01  # contracting: errors do not grow
+    layer = LuongAttention(WIDTH, "dot", scaled=False)  # dot: the keys are given as they are
+    layer.build((None, None, WIDTH))
+
+    def ours(query, keys, memory, mask):
+        return layer(query, keys, memory, mask)[0]
 
     def loop(read):
         def run():
@@ -135,7 +136,7 @@ def attention(rng):
 
         return run
 
-    return "attention read: multiply-reduce", loop(_read_batched), loop(_read_reduced)
+    return "attention read: multiply-reduce", loop(ours), loop(_read_reduced)
 
 
 def projection(rng):

@@ -9,9 +9,10 @@ so both sides get the same batches padded to a fixed source length
 (`--source_length`, longer sources cut) and a fixed number of steps
 (`--max_steps`); a short last batch is padded with empty sentences. The first
 pass over the batches compiles and is timed apart; the second is the
-throughput. Every sentence may produce 1.5 x its source pieces + 10, at most
---max_steps, on every side. The script prints sentences/s, the ratio and how
-many translations are identical.
+throughput. Every sentence gets the target budget of the workdir's config
+(`decode.max_length_ratio` x source pieces + `decode.max_length_offset`, at most
+`decode.max_length` and --max_steps), on every side. The script prints
+sentences/s, the ratio and how many translations are identical.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from seq2seq_tf import export, search, tokenizer  # noqa: E402
+from seq2seq_tf.workdir import load_workdir_config  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (its best checkpoint).")
 _INPUT = flags.DEFINE_string("input", None, "Source sentences, one per line.")
@@ -33,7 +35,9 @@ _BATCH = flags.DEFINE_integer("batch_size", 32, "Sentences per batch.")
 _BEAMS = flags.DEFINE_list("beams", ["1", "5"], "Beam widths (1 = greedy).")
 _SOURCE_LENGTH = flags.DEFINE_integer("source_length", 48, "Source pieces per row (EOS included).")
 _MAX_STEPS = flags.DEFINE_integer("max_steps", 60, "Target steps every search runs up to.")
-_LENGTH_PENALTY = flags.DEFINE_float("length_penalty", 0.6, "GNMT alpha for beams above 1.")
+_LENGTH_PENALTY = flags.DEFINE_float(
+    "length_penalty", export.SearchDefaults.length_penalty, "GNMT alpha for beams above 1."
+)
 
 
 def _batches(lines, spm_path):
@@ -64,10 +68,14 @@ def _natural(batches):
     return cut
 
 
-def _search_fn(model, beam: int, jit: bool, fixed: bool):
+def _search_fn(model, decode, beam: int, jit: bool, fixed: bool):
+    cap = min(int(decode.max_length), _MAX_STEPS.value)
+
     def run(source):
         lengths = tf.reduce_sum(tf.cast(source != tokenizer.PAD_ID, tf.int32), axis=1)
-        budget = search.max_target_lengths(lengths, 1.5, 10, _MAX_STEPS.value)
+        budget = search.max_target_lengths(
+            lengths, decode.max_length_ratio, decode.max_length_offset, cap
+        )
         state = model.initial_state(source, training=False)
         hyps = search.beam_search(
             model.step,
@@ -76,7 +84,7 @@ def _search_fn(model, beam: int, jit: bool, fixed: bool):
             beam,
             _LENGTH_PENALTY.value if beam > 1 else 0.0,
             n_best=1,
-            max_steps=_MAX_STEPS.value if fixed else None,
+            max_steps=cap if fixed else None,
             beam_invariant=model.decoder.BEAM_INVARIANT,
         )
         return hyps.ids, hyps.lengths
@@ -95,6 +103,7 @@ def _pass(fn, batches):
 def main(argv):
     del argv
     model, checkpoint = export.restore_model(_WORKDIR.value)
+    decode = load_workdir_config(_WORKDIR.value)[0].decode
     spm_path = os.path.join(_WORKDIR.value, "spm.model")
     with open(_INPUT.value, encoding="utf-8") as f:
         lines = [line.rstrip("\n") for line in f]
@@ -112,7 +121,7 @@ def main(argv):
     for beam in (int(b) for b in _BEAMS.value):
         rates, results = {}, {}
         for name, (jit, fixed, inputs) in forms.items():
-            fn = _search_fn(model, beam, jit, fixed)
+            fn = _search_fn(model, decode, beam, jit, fixed)
             first, _ = _pass(fn, inputs)
             seconds, results[name] = _pass(fn, inputs)
             rates[name] = sentences / seconds
