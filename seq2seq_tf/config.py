@@ -6,6 +6,8 @@ of a silently ignored setting.
 
 Fields (one line each; the README table repeats them):
 
+task                              translation (the language model and captioner add theirs)
+
 data.train_src / data.train_tgt   parallel training text, plain or .gz, one sentence a line
 data.dev_src / data.dev_tgt       parallel dev text (optional, "" for none)
 data.spm_model                    SentencePiece model shared by source and target
@@ -39,7 +41,8 @@ model.decoder_residual            residual connections between decoder layers (f
 model.tie_embeddings              output projection = target embedding^T (attention_units ==
                                   embedding_dim)
 model.share_embeddings            one embedding for source and target (joint vocabulary)
-model.bridge                      encoder final state -> decoder initial state: zeros | copy | dense
+model.bridge                      encoder final state -> decoder initial state: zeros | copy |
+                                  dense (of the final states) | mean (of the memory values)
 model.dropout                     dropout on embeddings and between layers
 model.recurrent_dropout           variational dropout on h_{t-1} in every recurrent layer
 
@@ -83,14 +86,15 @@ from __future__ import annotations
 
 import ml_collections
 
-from seq2seq_tf.attention import ATTENTION_TYPES
-from seq2seq_tf.cells import CELL_TYPES
-from seq2seq_tf.decoder import PLACEMENTS
+from seq2seq_tf.decoders.rnn import PLACEMENTS
+from seq2seq_tf.layers.attention import ATTENTION_TYPES
+from seq2seq_tf.layers.bridges import BRIDGE_TYPES
+from seq2seq_tf.layers.cells import CELL_TYPES, num_states
+from seq2seq_tf.training.distribute import STRATEGIES
 
+_TASKS = ("translation",)
 _SCHEDULES = ("constant", "cosine", "inverse_sqrt", "plateau")
-_BRIDGES = ("zeros", "copy", "dense")
 _PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-_STATES = {"lstm": 2, "layer_norm_lstm": 2, "gru": 1, "gru_reset_before": 1, "simple_rnn": 1}
 
 
 class ConfigError(ValueError):
@@ -100,6 +104,7 @@ class ConfigError(ValueError):
 def default_config() -> ml_collections.ConfigDict:
     """The full schema with working defaults; locked so unknown fields fail."""
     config = ml_collections.ConfigDict()
+    config.task = "translation"
 
     config.data = ml_collections.ConfigDict()
     config.data.train_src = ""
@@ -213,6 +218,7 @@ def _check_keys(config: ml_collections.ConfigDict, schema: ml_collections.Config
 def validate(config: ml_collections.ConfigDict, *, need_data: bool = True) -> None:
     """Raises ConfigError naming the first field that is unknown or out of range."""
     _check_keys(config, default_config(), "")
+    _require(config.task in _TASKS, "task", f"must be one of {_TASKS}, got {config.task!r}")
     d, m, t, dec = config.data, config.model, config.train, config.decode
     if need_data:
         for name in ("train_src", "train_tgt", "spm_model"):
@@ -248,7 +254,9 @@ def validate(config: ml_collections.ConfigDict, *, need_data: bool = True) -> No
             "model.attention",
             "luong_dot needs the encoder output width == decoder_units; use luong_general",
         )
-    _require(m.bridge in _BRIDGES, "model.bridge", f"must be one of {_BRIDGES}, got {m.bridge!r}")
+    _require(
+        m.bridge in BRIDGE_TYPES, "model.bridge", f"must be one of {BRIDGE_TYPES}, got {m.bridge!r}"
+    )
     for name in ("encoder_cell", "decoder_cell"):
         _require(m[name] in CELL_TYPES, f"model.{name}", f"must be one of {CELL_TYPES}")
     _require(m.encoder_merge in ("concat", "sum"), "model.encoder_merge", "concat or sum")
@@ -258,7 +266,7 @@ def validate(config: ml_collections.ConfigDict, *, need_data: bool = True) -> No
         _require(
             m.encoder_layers + m.encoder_uni_layers == m.decoder_layers
             and memory_dim == m.decoder_units
-            and _STATES[m.encoder_cell] == _STATES[m.decoder_cell],
+            and num_states(m.encoder_cell) == num_states(m.decoder_cell),
             "model.bridge",
             "'copy' needs as many encoder layers (bi + uni) as decoder layers, an encoder "
             "output width (2 * encoder_units, or encoder_units when summed) equal to "
@@ -306,9 +314,9 @@ def validate(config: ml_collections.ConfigDict, *, need_data: bool = True) -> No
         )
     _require(t.clip_norm > 0, "train.clip_norm", "must be positive")
     _require(
-        t.strategy in ("default", "mirrored", "multi_worker", "tpu"),
+        t.strategy in STRATEGIES,
         "train.strategy",
-        f"must be default, mirrored, multi_worker or tpu, got {t.strategy!r}",
+        f"must be one of {STRATEGIES}, got {t.strategy!r}",
     )
     _require(
         t.precision in _PRECISIONS,

@@ -8,243 +8,25 @@ it runs with nothing but `tensorflow` and `tensorflow_text` imported.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import ml_collections  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags  # noqa: E402
 
-from seq2seq_tf import search, tokenizer  # noqa: E402
-from seq2seq_tf.model import Seq2Seq, build_model  # noqa: E402
-from seq2seq_tf.workdir import BEST_DIR, CHECKPOINT_DIR, SPM_FILE, load_workdir_config  # noqa: E402
-
-
-class VocabularyMismatchError(ValueError):
-    """The SentencePiece model and the model's embeddings disagree on vocabulary size."""
-
-
-@dataclasses.dataclass(frozen=True)
-class SearchDefaults:
-    """Decoding choices fixed at export time (flags of the export command)."""
-
-    beam_width: int = 4
-    length_penalty: float = 0.6
-    coverage_penalty: float = 0.0
-
-
-_STRINGS = tf.TensorSpec([None], tf.string)
-_INT = tf.TensorSpec([], tf.int32)
-_FLOAT = tf.TensorSpec([], tf.float32)
-
-
-class Translator(tf.Module):
-    """Tokenizer + model + search, as one exportable module.
-
-    Signatures (all take raw UTF-8 strings):
-        serving_default(inputs) -> translations [batch], scores [batch]: the best
-            beam hypothesis and its score (log-probability / GNMT length penalty
-            + coverage penalty, as set at export).
-        translate_nbest(inputs, n, beam_width) -> translations [batch, n],
-            scores [batch, n], best first; the beam is max(n, beam_width) wide.
-        sample(inputs, temperature, top_k, top_p, seed) -> translations, scores
-            (model log-probabilities of the samples).
-        score(sources, targets) -> scores [batch]: log p(target | source), EOS
-            included (force decoding, for reranking and filtering).
-        align(inputs) -> translations, source_pieces [batch, src_len],
-            target_pieces [batch, steps], alignments [batch, steps, src_len] (greedy).
-
-    Sources longer than `max_source_pieces` are cut to that many pieces, and
-    targets to score to `decode.max_length` (the documented rule), so no input
-    fails deep inside the graph. An empty (or all-space) string translates to ""
-    with score 0 (except in `score` and `align`, which report what the model does).
-    """
-
-    def __init__(
-        self,
-        model: Seq2Seq,
-        spm_model_path: str,
-        decode: ml_collections.ConfigDict,
-        max_source_pieces: int,
-        defaults: SearchDefaults = SearchDefaults(),
-    ):
-        super().__init__(name="translator")
-        proto = tokenizer.read_model_proto(spm_model_path)
-        pieces = tokenizer.vocab_size_of(spm_model_path)
-        if pieces != model.vocab_size:
-            raise VocabularyMismatchError(
-                f"{spm_model_path} has {pieces} pieces but the model was built for "
-                f"{model.vocab_size}; export with the SentencePiece model it was trained with"
-            )
-        self.model = model
-        self.spm_model = tf.saved_model.Asset(spm_model_path)  # travels in assets/
-        self.tokenizer = tokenizer.make_tokenizer(proto)
-        self._ratio = float(decode.max_length_ratio)
-        self._offset = int(decode.max_length_offset)
-        self._cap = int(decode.max_length)
-        self._max_source_pieces = int(max_source_pieces)
-        self._defaults = defaults
-
-    def encode_sources(self, sources):
-        """Raw strings `[batch]` -> ids `[batch, src_len]` (pieces + EOS, PAD after)."""
-        pieces = self.tokenizer.tokenize(sources)[:, : self._max_source_pieces - 1]
-        eos = tf.fill([pieces.nrows(), 1], tokenizer.EOS_ID)
-        return tf.concat([pieces, eos], axis=1).to_tensor(tokenizer.PAD_ID)
-
-    def decode_ids(self, ids, lengths):
-        """Ids `[batch, n, steps]` with lengths `[batch, n]` -> strings `[batch, n]`."""
-        shape = tf.shape(lengths)
-        flat_ids = tf.reshape(ids, [shape[0] * shape[1], -1])
-        ragged = tf.RaggedTensor.from_tensor(flat_ids, lengths=tf.reshape(lengths, [-1]))
-        return tf.reshape(self.tokenizer.detokenize(ragged), shape)
-
-    @staticmethod
-    def _blank_empty(inputs, translations, scores):
-        """Empty (or all-space) sources translate to "" with score 0, whatever the model says."""
-        empty = tf.equal(tf.strings.length(tf.strings.strip(inputs)), 0)
-        shape = tf.shape(translations)
-        empty = tf.reshape(empty, tf.concat([[-1], tf.ones_like(shape[1:])], 0))
-        empty = tf.broadcast_to(empty, shape)
-        return tf.where(empty, "", translations), tf.where(empty, 0.0, scores)
-
-    def _start(self, inputs):
-        """Source ids, per-sentence target budgets and the decoder's first state."""
-        source = self.encode_sources(inputs)
-        source_lengths = tf.reduce_sum(tf.cast(source != tokenizer.PAD_ID, tf.int32), axis=1)
-        budget = search.max_target_lengths(source_lengths, self._ratio, self._offset, self._cap)
-        return source, budget, self.model.initial_state(source, training=False)
-
-    def beam(self, inputs, beam_width, n_best) -> search.Hypotheses:
-        """Beam search with the export-time penalties (greedy when the beam is 1)."""
-        _, budget, state = self._start(inputs)
-        return search.beam_search(
-            self.model.step,
-            state,
-            budget,
-            beam_width,
-            self._defaults.length_penalty,
-            self._defaults.coverage_penalty,
-            n_best=n_best,
-            beam_invariant=self.model.decoder.BEAM_INVARIANT,
-        )
-
-    @tf.function(input_signature=[_STRINGS])
-    def translate(self, inputs):
-        hyps = self.beam(inputs, self._defaults.beam_width, 1)
-        texts = self.decode_ids(hyps.ids, hyps.lengths)[:, 0]
-        texts, scores = self._blank_empty(inputs, texts, hyps.scores[:, 0])
-        return {"translations": texts, "scores": scores}
-
-    @tf.function(input_signature=[_STRINGS, _INT, _INT])
-    def translate_nbest(self, inputs, n, beam_width):
-        n = tf.maximum(n, 1)
-        hyps = self.beam(inputs, tf.maximum(n, beam_width), n)
-        texts = self.decode_ids(hyps.ids, hyps.lengths)
-        texts, scores = self._blank_empty(inputs, texts, hyps.scores)
-        return {"translations": texts, "scores": scores}
-
-    @tf.function(input_signature=[_STRINGS, _FLOAT, _INT, _FLOAT, _INT])
-    def sample(self, inputs, temperature, top_k, top_p, seed):
-        _, budget, state = self._start(inputs)
-        hyps = search.sample_search(self.model.step, state, budget, temperature, top_k, top_p, seed)
-        texts = self.decode_ids(hyps.ids, hyps.lengths)[:, 0]
-        texts, scores = self._blank_empty(inputs, texts, hyps.log_probs[:, 0])
-        return {"translations": texts, "scores": scores}
-
-    @tf.function(input_signature=[_STRINGS, _STRINGS])
-    def score(self, sources, targets):
-        source = self.encode_sources(sources)
-        pieces = self.tokenizer.tokenize(targets)[:, : self._cap - 1]
-        rows = pieces.nrows()
-        target_in = tf.concat([tf.fill([rows, 1], tokenizer.BOS_ID), pieces], 1)
-        target_out = tf.concat([pieces, tf.fill([rows, 1], tokenizer.EOS_ID)], 1)
-        target_in = target_in.to_tensor(tokenizer.PAD_ID)
-        target_out = target_out.to_tensor(tokenizer.PAD_ID)
-        logits = self.model((source, target_in), training=False)
-        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
-        token = tf.gather(log_probs, target_out, batch_dims=2)  # batch x tgt_len
-        mask = target_out != tokenizer.PAD_ID
-        return {"scores": tf.reduce_sum(tf.where(mask, token, 0.0), axis=1)}
-
-    @tf.function(input_signature=[_STRINGS])
-    def align(self, inputs):
-        source, budget, state = self._start(inputs)
-        hyps = search.greedy_search(self.model.step, state, budget, with_alignments=True)
-        ids, lengths = hyps.ids[:, 0], hyps.lengths[:, 0]
-        target_mask = tf.sequence_mask(lengths, tf.shape(ids)[1])
-        source_mask = source != tokenizer.PAD_ID
-        return {
-            "translations": self.decode_ids(hyps.ids, hyps.lengths)[:, 0],
-            "source_pieces": self._pieces(source, source_mask),
-            "target_pieces": self._pieces(ids, target_mask),
-            "alignments": hyps.alignments[:, 0] * tf.cast(target_mask[:, :, None], tf.float32),
-        }
-
-    def _pieces(self, ids, mask):
-        """Piece strings for ids `[batch, len]`, "" where the mask is off."""
-        pieces = self.tokenizer.id_to_string(ids)
-        return tf.where(mask, pieces, "")
-
-    def export_signatures(self) -> dict:
-        """The concrete functions exported as SavedModel signatures."""
-        return {
-            "serving_default": self.translate.get_concrete_function(),
-            "translate_nbest": self.translate_nbest.get_concrete_function(),
-            "sample": self.sample.get_concrete_function(),
-            "score": self.score.get_concrete_function(),
-            "align": self.align.get_concrete_function(),
-        }
-
-
-def default_checkpoint(workdir: str) -> str | None:
-    """The best checkpoint by dev BLEU when the run kept one, else the latest."""
-    best = tf.train.latest_checkpoint(os.path.join(workdir, BEST_DIR))
-    return best or tf.train.latest_checkpoint(os.path.join(workdir, CHECKPOINT_DIR))
-
-
-def restore_model(workdir: str, checkpoint: str | None = None) -> tuple[Seq2Seq, str]:
-    """The model of a workdir with weights from `checkpoint` (default: best, else latest)."""
-    config, vocab_size = load_workdir_config(workdir)
-    model = build_model(config.model, vocab_size)
-    if checkpoint is None:
-        checkpoint = default_checkpoint(workdir)
-        if checkpoint is None:
-            raise FileNotFoundError(f"no checkpoint in {os.path.join(workdir, CHECKPOINT_DIR)}")
-    # read(), not restore(): model-only checkpoints (averaged ones) hold no save counter.
-    tf.train.Checkpoint(model=model).read(
-        checkpoint
-    ).expect_partial().assert_existing_objects_matched()
-    return model, checkpoint
-
-
-def export(
-    workdir: str,
-    export_dir: str,
-    version: int | None = None,
-    checkpoint: str | None = None,
-    spm_model: str | None = None,
-    defaults: SearchDefaults = SearchDefaults(),
-) -> str:
-    """Exports a workdir's model; returns the versioned SavedModel path."""
-    config, _ = load_workdir_config(workdir)
-    model, checkpoint = restore_model(workdir, checkpoint)
-    spm_model = spm_model or os.path.join(workdir, SPM_FILE)
-    translator = Translator(model, spm_model, config.decode, config.data.max_src_len, defaults)
-    if version is None:
-        version = int(checkpoint.rsplit("-", 1)[-1])
-    path = os.path.join(export_dir, str(version))
-    tf.saved_model.save(translator, path, signatures=translator.export_signatures())
-    logging.info("exported %s (checkpoint %s) to %s", workdir, checkpoint, path)
-    return path
+from seq2seq_tf.serving.export import export  # noqa: E402
+from seq2seq_tf.serving.translator import SearchDefaults  # noqa: E402
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     f = flags.FLAGS
-    defaults = SearchDefaults(f.beam_width, f.length_penalty, f.coverage_penalty)
+    defaults = SearchDefaults(
+        beam_width=f.beam_width,
+        length_penalty=f.length_penalty,
+        coverage_penalty=f.coverage_penalty,
+    )
     path = export(f.workdir, f.export_dir, f.version, f.checkpoint, f.spm_model, defaults)
     print(f"SavedModel: {path}")
 

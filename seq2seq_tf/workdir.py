@@ -19,7 +19,7 @@ import ml_collections
 import tensorflow as tf
 
 from seq2seq_tf import config as config_lib
-from seq2seq_tf import tokenizer
+from seq2seq_tf.data import vocab
 
 CONFIG_FILE = "config.json"
 SPM_FILE = "spm.model"
@@ -47,7 +47,7 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> int:
         WorkdirError: the workdir was trained with another SentencePiece model.
     """
     proto_path = config.data.spm_model
-    vocab_size = tokenizer.vocab_size_of(proto_path)
+    vocab_size = vocab.vocab_size_of(proto_path)
     try:
         tf.io.gfile.makedirs(workdir)
         probe = os.path.join(workdir, ".write_test")
@@ -59,7 +59,7 @@ def prepare_workdir(config: ml_collections.ConfigDict, workdir: str) -> int:
     stored_spm = os.path.join(workdir, SPM_FILE)
     if tf.io.gfile.exists(stored_spm):
         if _sha256(stored_spm) != _sha256(proto_path):
-            stored_size = tokenizer.vocab_size_of(stored_spm)
+            stored_size = vocab.vocab_size_of(stored_spm)
             raise WorkdirError(
                 f"data.spm_model {proto_path} ({vocab_size} pieces) is not the SentencePiece "
                 f"model this workdir was trained with ({stored_spm}, {stored_size} pieces); "

@@ -69,7 +69,7 @@ def test_missing_data_files_are_named():
 
 @pytest.mark.parametrize("preset", ["quickstart", "luong_small", "bahdanau_gru", "gnmt_4layer"])
 def test_presets_validate_and_build(preset):
-    from seq2seq_tf.model import build_model
+    from seq2seq_tf.models import build_model
 
     argv = ["prog", f"--config={ROOT / 'configs' / f'{preset}.py'}"]
     values = flags.FlagValues()

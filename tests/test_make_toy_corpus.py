@@ -8,8 +8,8 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT as _ROOT
-from conftest import load_script
+from support import ROOT as _ROOT
+from support import load_script
 
 _SCRIPT = _ROOT / "data_scripts" / "make_toy_corpus.py"
 tc = load_script("make_toy_corpus")

@@ -8,9 +8,9 @@ import json
 import tarfile
 
 import pytest
-from conftest import load_script
+from support import load_script
 
-from seq2seq_tf.data import DataError
+from seq2seq_tf.data.text import DataError
 
 pc = load_script("prepare_corpus")
 
@@ -84,7 +84,7 @@ def test_command_line_on_a_file_pair(tmp_path):
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from support import ROOT
 
     src = _write(tmp_path / "s.txt", b"a b\nc\n")
     tgt = _write(tmp_path / "t.txt", b"x\ny z\n")

@@ -1,0 +1,39 @@
+"""The one reader of text files: plain or gzip, UTF-8, errors that name file and line."""
+
+from __future__ import annotations
+
+import gzip
+import sys
+
+import tensorflow as tf
+
+
+class DataError(ValueError):
+    """Bad input text; the message names the file and line."""
+
+
+def _open_lines(path: str):
+    if path == "-":
+        return sys.stdin.buffer
+    if not tf.io.gfile.exists(path):
+        raise DataError(f"file not found: {path}")
+    raw = tf.io.gfile.GFile(path, "rb")
+    return gzip.open(raw) if path.endswith(".gz") else raw
+
+
+def read_lines(path: str) -> list[str]:
+    """All lines of a plain or gzip UTF-8 file ("-": stdin), without line ends (CRLF)
+    or a leading BOM.
+
+    Raises:
+        DataError: the file is missing or a line is not valid UTF-8 (names the line).
+    """
+    lines = []
+    with _open_lines(path) as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as err:
+                raise DataError(f"{path}:{number}: invalid UTF-8 ({err.reason})") from err
+            lines.append(line[1:] if number == 1 and line.startswith("\ufeff") else line)
+    return lines

@@ -1,0 +1,209 @@
+"""Batched beam search with GNMT length and coverage penalties, over a step function."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import tensorflow as tf
+
+from seq2seq_tf.search.common import (
+    NEG_INF,
+    Hypotheses,
+    StepFn,
+    coverage_penalty,
+    forced_token,
+    length_penalty,
+    prompt_lengths,
+)
+
+_NEG_INF = NEG_INF
+
+
+def _static_or_tensor(value):
+    """A Python int when the value is known while tracing (static shapes), else a tensor."""
+    static = tf.get_static_value(value)
+    return int(static) if static is not None else tf.convert_to_tensor(value, tf.int32)
+
+
+def _tile(tensor, beam_size):
+    """`[batch, ...]` -> `[batch * beam, ...]`, each row repeated beam times."""
+    return tf.repeat(tensor, beam_size, axis=0)
+
+
+def _gather_beams(tensor, indices, batch, beam_size):
+    """Picks rows of a flat `[batch * beam, ...]` tensor by beam indices `[batch, beam]`."""
+    shape = tf.shape(tensor)
+    nested = tf.reshape(tensor, tf.concat([[batch, beam_size], shape[1:]], 0))
+    picked = tf.gather(nested, indices, batch_dims=1)
+    return tf.reshape(picked, shape)
+
+
+def _reorder(state, invariant: tuple[str, ...], gather):
+    """Applies `gather` to every state tensor except the beam-invariant entries."""
+    if not isinstance(state, dict):
+        return tf.nest.map_structure(gather, state)
+    return {
+        key: value if key in invariant else tf.nest.map_structure(gather, value)
+        for key, value in state.items()
+    }
+
+
+def beam_search(
+    step_fn: StepFn,
+    initial_state,
+    max_lengths,
+    beam_size,
+    length_penalty_alpha: float = 0.0,
+    coverage_penalty_beta: float = 0.0,
+    n_best=1,
+    max_steps: int | None = None,
+    beam_invariant: tuple[str, ...] = (),
+    *,
+    start_id: int,
+    end_id: int,
+    pad_id: int,
+    alignment_fn: Callable | None = None,
+    source_mask=None,
+    prompt=None,
+) -> Hypotheses:
+    """Batched beam search with GNMT length and coverage penalties.
+
+    Each step extends the live hypotheses by every token and keeps the
+    `beam_size` best by log-probability. A candidate that ends in the end id (or
+    reaches its sequence's max length) moves to the finished set, ranked by
+    log_prob / length_penalty + coverage_penalty, and never grows again; its
+    live slot is dropped. The loop stops when no live hypothesis is left or no
+    live one can still beat the worst of the `beam_size` finished ones (log
+    probabilities only fall, and the coverage penalty is at most 0). With
+    beam_size 1 this is greedy search exactly.
+
+    Args:
+        beam_size: hypotheses kept per sequence (a Python int or scalar tensor).
+        length_penalty_alpha: GNMT alpha (0 = rank by log-probability).
+        coverage_penalty_beta: GNMT beta (0 = off); needs alignment_fn and source_mask.
+        n_best: hypotheses returned per sequence, best first (<= beam_size).
+        max_steps: static bound on prompt + max_lengths (see `sampling.decode`);
+            with it and a Python-int beam_size every shape is static and XLA can
+            compile the search.
+        beam_invariant: top-level state entries that are the same for every beam of
+            a sequence and never change (the model says which: encoder memory, its
+            attention keys and mask): tiled once, never reordered, which saves the
+            largest gathers.
+        start_id, end_id, pad_id: see `sampling.decode`.
+        alignment_fn: `state -> [batch * beam, src_len]` attention weights.
+        source_mask: `[batch, src_len]` bool, the real source positions (coverage).
+        prompt: optional `[batch, len]` forced first tokens (see `sampling.decode`);
+            they are not scored and do not count in the length penalty.
+
+    Returns:
+        Hypotheses with n = n_best, sorted by score.
+    """
+    max_lengths = tf.convert_to_tensor(max_lengths, tf.int32)
+    beam_size = _static_or_tensor(beam_size)
+    batch = tf.shape(max_lengths)[0]
+    prompted = prompt_lengths(prompt, pad_id, batch)
+    ends = prompted + max_lengths
+    limit = tf.reduce_max(ends)
+    steps = limit if max_steps is None else max_steps
+    positions = tf.range(steps)  # where each step's token is written in the id buffers
+    use_coverage = coverage_penalty_beta > 0
+    if use_coverage and (alignment_fn is None or source_mask is None):
+        raise ValueError("the coverage penalty needs alignment_fn and source_mask")
+    state = tf.nest.map_structure(lambda s: _tile(s, beam_size), initial_state)
+    beam_ends = tf.reshape(_tile(ends, beam_size), [batch, beam_size])
+    beam_prompted = tf.reshape(_tile(prompted, beam_size), [batch, beam_size])
+    # Upper bound on what a live hypothesis can still score (largest length penalty ahead).
+    bound_divisor = length_penalty(max_lengths, length_penalty_alpha)
+    src_len = tf.shape(source_mask)[1] if use_coverage else 1
+    tiled_mask = _tile(source_mask, beam_size) if use_coverage else None
+    first = tf.one_hot(0, beam_size, on_value=0.0, off_value=_NEG_INF)
+
+    def cond(t, last, alive_ids, alive_log_probs, state, coverage, fin):
+        any_alive = tf.reduce_any(alive_log_probs > _NEG_INF / 2)
+        bound = tf.reduce_max(alive_log_probs, axis=1) / bound_divisor
+        can_improve = tf.reduce_any(bound > tf.reduce_min(fin["scores"], axis=1))
+        return (t < limit) & any_alive & can_improve
+
+    def body(t, last, alive_ids, alive_log_probs, state, coverage, fin):
+        logits, state = step_fn(tf.reshape(last, [-1]), state)
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))  # batch*beam x vocab
+        vocab = tf.shape(log_probs)[-1]
+        forced = tf.zeros([batch, beam_size], tf.bool)
+        if prompt is not None:  # the prompt's token, at no cost, is the only extension
+            forced_rows, token = forced_token(prompt, t, prompted, pad_id)
+            only = tf.one_hot(token, vocab, on_value=0.0, off_value=_NEG_INF)  # batch x vocab
+            forced = tf.reshape(_tile(forced_rows, beam_size), [batch, beam_size])
+            log_probs = tf.where(
+                tf.reshape(forced, [-1, 1]), tf.reshape(_tile(only, beam_size), [-1, vocab]),
+                log_probs,
+            )  # fmt: skip
+        candidates = alive_log_probs[:, :, None] + tf.reshape(log_probs, [batch, beam_size, -1])
+        top_log_probs, top_index = tf.math.top_k(tf.reshape(candidates, [batch, -1]), beam_size)
+        beam_index = top_index // vocab  # batch x beam: which live hypothesis it extends
+        token = top_index % vocab
+        top_ids = tf.gather(alive_ids, beam_index, batch_dims=1)  # batch x beam x steps
+        top_ids = tf.where(positions == t, token[..., None], top_ids)
+        if use_coverage:
+            coverage += tf.cast(alignment_fn(state), tf.float32)
+            coverage = _gather_beams(coverage, beam_index, batch, beam_size)
+        state = _reorder(
+            state, beam_invariant, lambda s: _gather_beams(s, beam_index, batch, beam_size)
+        )
+        valid = (top_log_probs > _NEG_INF / 2) & ~forced
+        ended_eos = valid & (token == end_id)
+        ended = ended_eos | (valid & (t + 1 >= beam_ends))
+        produced = t + 1 - beam_prompted
+        scores = top_log_probs / length_penalty(produced, length_penalty_alpha)
+        if use_coverage:
+            penalty = coverage_penalty(coverage, tiled_mask, coverage_penalty_beta)
+            scores += tf.reshape(penalty, [batch, beam_size])
+        # Merge the newly finished into the finished set; keep the best beam_size.
+        merged = {
+            "ids": tf.concat([fin["ids"], top_ids], axis=1),
+            "scores": tf.concat([fin["scores"], tf.where(ended, scores, _NEG_INF)], axis=1),
+            "log_probs": tf.concat([fin["log_probs"], top_log_probs], axis=1),
+            "lengths": tf.concat([fin["lengths"], t + 1 - tf.cast(ended_eos, tf.int32)], axis=1),
+        }
+        _, keep = tf.math.top_k(merged["scores"], k=beam_size)
+        fin = {k: tf.gather(v, keep, batch_dims=1) for k, v in merged.items()}
+        alive = (valid | forced) & ~ended
+        alive_log_probs = tf.where(alive & (top_log_probs > _NEG_INF / 2), top_log_probs, _NEG_INF)
+        return t + 1, token, top_ids, alive_log_probs, state, coverage, fin
+
+    finished = {
+        "ids": tf.fill([batch, beam_size, steps], pad_id),
+        "scores": tf.fill([batch, beam_size], _NEG_INF),
+        "log_probs": tf.fill([batch, beam_size], _NEG_INF),
+        "lengths": tf.zeros([batch, beam_size], tf.int32),
+    }
+    start = (
+        tf.constant(0),
+        tf.fill([batch, beam_size], start_id),
+        tf.fill([batch, beam_size, steps], pad_id),
+        tf.tile(first[None], [batch, 1]),  # one live hypothesis per sequence to start
+        state,
+        tf.zeros([batch * beam_size, src_len]),
+        finished,
+    )
+    # The batch dimension may lose its static size inside the loop; the rest stays.
+    invariants = tf.nest.map_structure(
+        lambda v: v.shape if v.shape.rank == 0 else tf.TensorShape([None]).concatenate(v.shape[1:]),
+        start,
+    )
+    t, *_, fin = tf.while_loop(
+        cond, body, start, shape_invariants=invariants, maximum_iterations=steps
+    )
+    if max_steps is None:  # dynamic shapes: keep only the steps that ran
+        fin = {**fin, "ids": fin["ids"][:, :, :t]}
+    n_best = _static_or_tensor(n_best)
+    n_best = (
+        min(n_best, beam_size)
+        if isinstance(n_best + beam_size, int)
+        else tf.minimum(n_best, beam_size)
+    )
+    return Hypotheses(
+        ids=fin["ids"][:, :n_best],
+        lengths=fin["lengths"][:, :n_best],
+        scores=fin["scores"][:, :n_best],
+        log_probs=fin["log_probs"][:, :n_best],
+    )

@@ -1,0 +1,52 @@
+"""Export a workdir's model as a SavedModel that TF Serving loads.
+
+Writes `<export_dir>/<version>/` (the layout TF Serving expects under a model
+base path) holding the task's serving module: for translation the tokenizer,
+the model and the search in one graph.
+"""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+from absl import logging
+
+from seq2seq_tf.serving.translator import SearchDefaults, Translator
+from seq2seq_tf.training.checkpoints import restore_model
+from seq2seq_tf.workdir import SPM_FILE, load_workdir_config
+
+
+def serving_module(
+    workdir: str,
+    checkpoint: str | None = None,
+    spm_model: str | None = None,
+    defaults: SearchDefaults | None = None,
+) -> tuple[Translator, str]:
+    """The serving module of a workdir's checkpoint (default: best, else latest), and
+    which checkpoint it holds."""
+    from seq2seq_tf.tasks import make_task
+
+    config, vocab_size = load_workdir_config(workdir)
+    model, checkpoint = restore_model(workdir, checkpoint)
+    task = make_task(config, vocab_size)
+    spm_model = spm_model or os.path.join(workdir, SPM_FILE)
+    return task.serving_module(model, spm_model, defaults or SearchDefaults()), checkpoint
+
+
+def export(
+    workdir: str,
+    export_dir: str,
+    version: int | None = None,
+    checkpoint: str | None = None,
+    spm_model: str | None = None,
+    defaults: SearchDefaults | None = None,
+) -> str:
+    """Exports a workdir's model; returns the versioned SavedModel path."""
+    module, checkpoint = serving_module(workdir, checkpoint, spm_model, defaults)
+    if version is None:
+        version = int(checkpoint.rsplit("-", 1)[-1])
+    path = os.path.join(export_dir, str(version))
+    tf.saved_model.save(module, path, signatures=module.export_signatures())
+    logging.info("exported %s (checkpoint %s) to %s", workdir, checkpoint, path)
+    return path

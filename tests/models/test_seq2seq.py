@@ -1,0 +1,246 @@
+"""Seq2Seq assembly: bridges, the loss, checkpoint round trip."""
+
+import itertools
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from seq2seq_tf import data, tokenizer
+from seq2seq_tf.layers.attention import ATTENTION_TYPES
+from seq2seq_tf.decoders.rnn import PLACEMENTS
+from seq2seq_tf.model import Seq2Seq, sequence_loss, token_cross_entropy
+
+SOURCE = tf.constant([[5, 6, 7, 3, 0], [4, 5, 6, 7, 3]])
+TARGET_IN = tf.constant([[2, 9, 10, 11], [2, 12, 13, 0]])
+
+
+@pytest.mark.parametrize(
+    "bridge,enc_units,dec_units", [("zeros", 6, 10), ("copy", 5, 10), ("dense", 6, 10)]
+)
+def test_bridges_build_and_run(bridge, enc_units, dec_units):
+    model = Seq2Seq(40, 8, 2, enc_units, 2, dec_units, 12, bridge=bridge)
+    assert model((SOURCE, TARGET_IN)).shape == (2, 4, 40)
+    state = model.initial_state(SOURCE)
+    if bridge == "zeros":
+        assert np.all(state["cells"][0][0].numpy() == 0)
+    else:
+        assert np.any(state["cells"][0][0].numpy() != 0)
+
+
+def test_loss_matches_numpy_with_label_smoothing_and_mask():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 3, 5)).astype(np.float32)
+    target = np.array([[1, 4, 3], [2, 3, 0]])
+    eps = 0.1
+    loss, nll, tokens = sequence_loss(tf.constant(logits), tf.constant(target), eps)
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    smooth = (1 - eps) * np.eye(5)[target] + eps / 5
+    per_token = -(smooth * log_p).sum(-1)
+    mask = target != 0
+    np.testing.assert_allclose(loss, per_token[mask].sum(), rtol=1e-5)
+    nll_expected = -np.take_along_axis(log_p, target[..., None], -1)[..., 0][mask].sum()
+    np.testing.assert_allclose(nll, nll_expected, rtol=1e-5)
+    assert float(tokens) == 5
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_token_cross_entropy_fused_gradient_equals_autodiff_of_the_smoothed_loss(eps):
+    rng = np.random.default_rng(1)
+    logits = tf.constant(rng.normal(size=(3, 4, 7)).astype(np.float32))
+    labels = tf.constant(rng.integers(0, 7, size=(3, 4)))
+    weights = tf.constant(rng.normal(size=(3, 4)).astype(np.float32))
+
+    def reference(logits):
+        log_p = tf.nn.log_softmax(logits)
+        one_hot = tf.one_hot(labels, 7)
+        smoothed = -tf.reduce_sum(((1 - eps) * one_hot + eps / 7) * log_p, -1)
+        return smoothed, -tf.reduce_sum(one_hot * log_p, -1)
+
+    def value_and_gradients(loss_fn):
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(logits)
+            smoothed, nll = loss_fn(logits)
+            weighted = tf.reduce_sum(smoothed * weights)  # NLL unconnected, as in training
+            both = weighted + tf.reduce_sum(nll)
+        return smoothed, nll, tape.gradient(weighted, logits), tape.gradient(both, logits)
+
+    fused = tf.function(value_and_gradients)(lambda x: token_cross_entropy(x, labels, eps))
+    for got, want in zip(fused, value_and_gradients(reference)):
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_real_token_logits_and_their_gradients_equal_the_full_logits_at_real_positions():
+    """Training's output layer skips padding; loss and every gradient stay the same."""
+    model = Seq2Seq(40, 8, 2, 6, 2, 12, 10, bridge="copy")
+    target_out = tf.constant([[9, 10, 11, 3], [12, 13, 3, 0]])
+
+    def loss_and_gradients(real_tokens_only):
+        with tf.GradientTape() as tape:
+            if real_tokens_only:
+                logits, labels = model.real_token_logits(SOURCE, TARGET_IN, target_out)
+                smoothed, _ = token_cross_entropy(logits, labels, 0.1)
+                loss = tf.reduce_sum(smoothed)
+            else:
+                loss, _, _ = sequence_loss(model((SOURCE, TARGET_IN)), target_out, 0.1)
+        return loss, tape.gradient(loss, model.trainable_variables)
+
+    logits, labels = model.real_token_logits(SOURCE, TARGET_IN, target_out)
+    full = model((SOURCE, TARGET_IN))
+    real = tf.transpose(target_out != 0)  # time-major order
+    np.testing.assert_allclose(logits, tf.boolean_mask(tf.transpose(full, [1, 0, 2]), real),
+                               atol=1e-6)  # fmt: skip
+    np.testing.assert_array_equal(labels, [9, 12, 10, 13, 11, 3, 3])
+    loss, grads = loss_and_gradients(True)
+    loss_full, grads_full = loss_and_gradients(False)
+    np.testing.assert_allclose(loss, loss_full, rtol=1e-6)
+    for variable, got, want in zip(model.trainable_variables, grads, grads_full):
+        np.testing.assert_allclose(tf.convert_to_tensor(got), tf.convert_to_tensor(want),
+                                   atol=1e-6, err_msg=variable.path)  # fmt: skip
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
+    model = Seq2Seq(40, 8, 2, 6, 2, 12, 10, bridge="copy")
+    path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
+    clone = Seq2Seq(40, 8, 2, 6, 2, 12, 10, bridge="copy")
+    tf.train.Checkpoint(model=clone).restore(path).assert_consumed()
+    np.testing.assert_array_equal(model((SOURCE, TARGET_IN)), clone((SOURCE, TARGET_IN)))
+
+
+def test_config_round_trip():
+    model = Seq2Seq(40, 8, 2, 6, 1, 12, 10, bridge="dense", dropout=0.2)
+    clone = Seq2Seq.from_config(model.get_config())
+    assert clone.get_config() == model.get_config()
+    assert len(clone.weights) == len(model.weights)
+    assert keras.saving.get_registered_object("seq2seq_tf>Seq2Seq") is Seq2Seq
+
+
+FACTORS = {
+    "cell": ("lstm", "gru", "gru_reset_before", "simple_rnn", "layer_norm_lstm"),
+    "attention_type": ATTENTION_TYPES,
+    "input_feeding": (True, False),
+    "bridge": ("zeros", "copy", "dense"),
+    "residual": (False, True),
+    "tie_embeddings": (False, True),
+    "attention_placement": PLACEMENTS,
+}
+
+
+def _valid(choice: dict) -> bool:
+    return choice.get("attention_placement", "luong") != "bahdanau" or not choice.get(
+        "input_feeding", False
+    )
+
+
+def _pairwise_variants() -> list[dict]:
+    """A small set of combinations in which every valid pair of factor values occurs.
+
+    The full product (1,800 combinations) is too slow for CI; every interaction
+    between two options is what breaks in practice, and this covers all of them.
+    """
+    names = list(FACTORS)
+    needed = set()
+    for i, j in itertools.combinations(range(len(names)), 2):
+        for u, v in itertools.product(FACTORS[names[i]], FACTORS[names[j]]):
+            if _valid({names[i]: u, names[j]: v}):
+                needed.add((i, u, j, v))
+    candidates = [dict(zip(names, values)) for values in itertools.product(*FACTORS.values())]
+    candidates = [c for c in candidates if _valid(c)]
+    index_pairs = list(itertools.combinations(range(len(names)), 2))
+
+    def pairs(c):
+        return {(i, c[names[i]], j, c[names[j]]) for i, j in index_pairs}
+
+    chosen = []
+    while needed:
+        best = max(candidates, key=lambda c: len(pairs(c) & needed))
+        needed -= pairs(best)
+        chosen.append(best)
+    return chosen
+
+
+def _options(choice: dict) -> dict:
+    """Seq2Seq keyword arguments for one combination."""
+    options = dict(choice)
+    cell = options.pop("cell")
+    residual = options.pop("residual")
+    return {**options, "encoder_cell": cell, "decoder_cell": cell,
+            "encoder_residual": residual, "decoder_residual": residual}  # fmt: skip
+
+
+VARIANTS = [_options(c) for c in _pairwise_variants()] + [
+    dict(encoder_uni_layers=2, encoder_residual=True, decoder_residual=True, bridge="dense",
+         attention_placement="gnmt", input_feeding=False),
+    dict(encoder_merge="sum", bridge="dense", attention_type="luong_concat"),
+    dict(share_embeddings=True, tie_embeddings=True, recurrent_dropout=0.3, bridge="dense",
+         encoder_cell="gru", decoder_cell="lstm"),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def toy_batch(toy_data):
+    """One real batch of the toy corpus, through the input pipeline."""
+    proto = tokenizer.read_model_proto(toy_data["spm_model"])
+    dataset = data.make_train_dataset(
+        toy_data["train_src"], toy_data["train_tgt"], tokenizer.make_tokenizer(proto),
+        batch_size=8, max_src_len=48, max_tgt_len=48, bucket_boundaries=(12,),
+        shuffle_buffer=100, seed=1,
+    )  # fmt: skip
+    return next(iter(dataset)), tokenizer.vocab_size_of(toy_data["spm_model"])
+
+
+def test_pairwise_variants_cover_every_pair():
+    assert 25 <= len(VARIANTS) <= 45  # at least cells x attentions; far fewer than 1,800
+
+
+def _variant(vocab=40, **options):
+    # embedding 12 == attention_units so tied embeddings fit; 2 * 6 == 12 decoder units.
+    return Seq2Seq(vocab, 12, 2, 6, 2, 12, 12, **options)
+
+
+@pytest.mark.parametrize("options", VARIANTS, ids=lambda o: "-".join(f"{v}" for v in o.values()))
+def test_variant_step_config_checkpoint_and_training(options, toy_batch, tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = _variant(toy_batch[1], **options)
+    logits = model((SOURCE, TARGET_IN), training=False)
+    state = model.initial_state(SOURCE)
+    for t in range(TARGET_IN.shape[1]):
+        step_logits, state = model.step(TARGET_IN[:, t], state)
+        np.testing.assert_allclose(step_logits, logits[:, t], atol=1e-5)
+    clone = Seq2Seq.from_config(model.get_config())
+    clone.set_weights(model.get_weights())
+    np.testing.assert_allclose(clone((SOURCE, TARGET_IN)), logits, atol=1e-6)
+    restored = Seq2Seq.from_config(model.get_config())
+    path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
+    tf.train.Checkpoint(model=restored).restore(path).assert_consumed()
+    np.testing.assert_array_equal(restored((SOURCE, TARGET_IN)), logits)
+    # A few Adam steps on a batch of the toy corpus lower the loss.
+    optimizer = keras.optimizers.Adam(0.02)
+    optimizer.build(model.trainable_variables)
+    (source, target_in, target_out), _ = toy_batch
+
+    @tf.function  # traced once: eager steps of the training loop take seconds each
+    def train_step():
+        with tf.GradientTape() as tape:
+            loss, _, tokens = sequence_loss(
+                model((source, target_in), training=True), target_out, 0.1
+            )
+            loss = loss / tokens
+        grads = tape.gradient(loss, model.trainable_variables)
+        assert all(g is not None for g in grads)
+        optimizer.apply(grads, model.trainable_variables)
+        return loss
+
+    losses = [float(train_step()) for _ in range(8)]
+    assert losses[-1] < 0.9 * losses[0]  # about 5.7 -> 4.8 on this batch
+
+
+def test_tied_and_shared_embeddings_share_weights():
+    model = _variant(tie_embeddings=True, share_embeddings=True)
+    assert model.encoder.embedding is model.decoder.embedding
+    assert not hasattr(model.decoder, "output_layer")
+    names = [w.path for w in model.weights]
+    assert sum("embedding" in n for n in names) == 1

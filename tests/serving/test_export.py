@@ -1,0 +1,318 @@
+"""Export: a SavedModel that a fresh process with only tensorflow + tensorflow_text runs."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from seq2seq_tf import export, search
+from seq2seq_tf.workdir import load_workdir_config
+
+SENTENCES = [
+    "the dog laughs .",
+    "today a small cat buys the red ball , because the man sings .",
+    "",
+    "some old women visit the teacher with a blue car .",
+]
+
+
+@pytest.fixture(scope="module")
+def exported(trained_workdir, tmp_path_factory):
+    base = tmp_path_factory.mktemp("export")
+    return export.export(trained_workdir, str(base)), str(base)
+
+
+@pytest.fixture(scope="module")
+def translator(trained_workdir):
+    config, _ = load_workdir_config(trained_workdir)
+    model, _ = export.restore_model(trained_workdir)
+    spm = os.path.join(trained_workdir, "spm.model")
+    return export.Translator(model, spm, config.decode, config.data.max_src_len)
+
+
+def _calls(sentences):
+    """Each signature with its arguments, as (name, kwargs of Python values)."""
+    targets = ["der hund lacht .", "", "die katze", "einige alte frauen"]
+    return [
+        ("serving_default", {"inputs": sentences}),
+        ("translate_nbest", {"inputs": sentences, "n": 3, "beam_width": 4}),
+        ("sample", {"inputs": sentences, "temperature": 0.8, "top_k": 5, "top_p": 0.9, "seed": 4}),
+        ("score", {"sources": sentences, "targets": targets}),
+        ("align", {"inputs": sentences}),
+    ]
+
+
+_METHODS = {"serving_default": "translate"}
+
+
+def _plain(outputs: dict) -> dict:
+    return {
+        k: [x.decode() if isinstance(x, bytes) else x for x in v.numpy().ravel().tolist()]
+        for k, v in sorted(outputs.items())
+    }
+
+
+def test_every_signature_in_a_fresh_process_matches_in_process(translator, exported):
+    path, _ = exported
+    expected = {}
+    for name, kwargs in _calls(SENTENCES):
+        method = getattr(translator, _METHODS.get(name, name))
+        expected[name] = _plain(method(**{k: tf.constant(v) for k, v in kwargs.items()}))
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        import tensorflow as tf
+        import tensorflow_text  # noqa: F401
+        loaded = tf.saved_model.load({path!r})
+        out = {{}}
+        for name, kwargs in {_calls(SENTENCES)!r}:
+            result = loaded.signatures[name](**{{k: tf.constant(v) for k, v in kwargs.items()}})
+            out[name] = {{k: [x.decode() if isinstance(x, bytes) else x
+                             for x in v.numpy().ravel().tolist()]
+                         for k, v in sorted(result.items())}}
+        assert not any(m.startswith("seq2seq_tf") for m in sys.modules), "imported"
+        print(json.dumps(out))
+        """
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd="/"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(loaded) == set(expected)
+    for name, outputs in expected.items():
+        for key, values in outputs.items():
+            got = loaded[name][key]
+            if values and isinstance(values[0], float):
+                np.testing.assert_allclose(got, values, atol=1e-4, err_msg=f"{name}/{key}")
+            else:
+                assert got == values, f"{name}/{key}"
+    assert loaded["serving_default"]["translations"][2] == ""  # the empty source
+
+
+def test_beam_is_greedy_at_width_one_and_never_scores_below_greedy(translator, toy_data):
+    sources = open(toy_data["test_src"], encoding="utf-8").read().splitlines()
+    inputs = tf.constant(sources)
+    _, budget, state = translator._start(inputs)
+    greedy = search.greedy_search(translator.model.step, state, budget)
+    one = search.beam_search(translator.model.step, state, budget, 1)
+    np.testing.assert_allclose(one.log_probs, greedy.log_probs, atol=1e-5)
+    beam = search.beam_search(translator.model.step, state, budget, 5)
+    worse = np.sum(beam.log_probs.numpy() < greedy.log_probs.numpy() - 1e-4)
+    assert worse == 0, f"beam scored below greedy on {worse} of {len(sources)} sentences"
+
+
+def test_score_of_greedy_output_equals_greedy_score(translator, toy_data):
+    sources = open(toy_data["test_src"], encoding="utf-8").read().splitlines()[:50]
+    inputs = tf.constant(sources)
+    _, budget, state = translator._start(inputs)
+    greedy = search.greedy_search(translator.model.step, state, budget)
+    texts = translator.decode_ids(greedy.ids, greedy.lengths)[:, 0]
+    scored = translator.score(inputs, texts)["scores"].numpy()
+    retokenized = translator.tokenizer.tokenize(texts).to_list()
+    same = [
+        i
+        for i, pieces in enumerate(retokenized)
+        if pieces == greedy.ids[i, 0, : int(greedy.lengths[i, 0])].numpy().tolist()
+        and int(greedy.lengths[i, 0]) < int(budget[i])  # ended with EOS, not cut
+    ]
+    assert len(same) >= 25  # re-tokenizing the detokenized text usually gives the same pieces
+    np.testing.assert_allclose(scored[same], greedy.log_probs.numpy()[same, 0], atol=1e-4)
+
+
+def test_saved_model_cli_shows_the_signature(exported):
+    path, _ = exported
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    shown = subprocess.run(
+        [cli, "show", "--dir", path, "--tag_set", "serve", "--signature_def", "serving_default"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "inputs['inputs']" in shown and "DT_STRING" in shown
+    assert "outputs['translations']" in shown and "outputs['scores']" in shown
+    listed = subprocess.run(
+        [cli, "show", "--dir", path, "--tag_set", "serve"], capture_output=True, text=True
+    ).stdout
+    for name in ("serving_default", "translate_nbest", "sample", "score", "align"):
+        assert f'"{name}"' in listed
+
+
+def test_layout_is_tf_serving_base_path_with_spm_asset(exported, trained_workdir):
+    path, base = exported
+    step = tf.train.latest_checkpoint(os.path.join(trained_workdir, "checkpoints")).split("-")[-1]
+    assert os.path.dirname(path) == base and os.path.basename(path) == step
+    assert os.path.exists(os.path.join(path, "assets", "spm.model"))
+
+
+def test_empty_and_overlong_inputs_translate_without_error(exported):
+    path, _ = exported
+    fn = tf.saved_model.load(path).signatures["serving_default"]
+    out = fn(inputs=tf.constant(["", "the dog laughs . " * 200]))
+    assert out["translations"].shape == (2,)
+    assert out["translations"].numpy()[0].decode("utf-8") is not None
+
+
+def test_export_refuses_a_mismatched_vocabulary(trained_workdir, toy_data, tmp_path):
+    from seq2seq_tf import tokenizer
+
+    other = tokenizer.train_sentencepiece(
+        [toy_data["train_src"], toy_data["train_tgt"]], str(tmp_path / "small"), 200, "bpe"
+    )
+    with pytest.raises(export.VocabularyMismatchError, match=r"small\.model has \d+ pieces"):
+        export.export(trained_workdir, str(tmp_path / "out"), spm_model=other)
+
+
+def test_non_default_combination_exports_and_runs_in_a_fresh_process(toy_data, tmp_path):
+    from support import tiny_config
+
+    from seq2seq_tf.train import train_and_evaluate
+
+    config = tiny_config(toy_data, num_steps=10, checkpoint_every=10)
+    config.model.encoder_layers = config.model.decoder_layers = 2
+    config.model.encoder_cell = config.model.decoder_cell = "gru"
+    config.model.attention = "bahdanau_normalized"
+    config.model.encoder_residual = config.model.decoder_residual = True
+    config.model.bridge = "dense"
+    train_and_evaluate(config, str(tmp_path / "run"))
+    path = export.export(str(tmp_path / "run"), str(tmp_path / "export"))
+    model, _ = export.restore_model(str(tmp_path / "run"))
+    translator = export.Translator(
+        model, str(tmp_path / "run" / "spm.model"), config.decode, config.data.max_src_len
+    )
+    expected = [
+        t.decode() for t in translator.translate(tf.constant(SENTENCES))["translations"].numpy()
+    ]
+    script = textwrap.dedent(
+        f"""
+        import json
+        import tensorflow as tf
+        import tensorflow_text  # noqa: F401
+        fn = tf.saved_model.load({path!r}).signatures["serving_default"]
+        out = fn(inputs=tf.constant({SENTENCES!r}))["translations"].numpy()
+        print(json.dumps([t.decode() for t in out]))
+        """
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd="/"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == expected
+
+
+# --- Serving robustness: whatever a client sends, every signature answers. -----------------
+
+_NASTY = [
+    "",
+    " ",
+    "\x00",
+    "a\x00b",
+    "\t\r\n",
+    "e\u0301\u0302\u0303 combining",
+    "مرحبا بالعالم",  # right-to-left
+    "שלום עולם",
+    "🐕‍🦺 dog 👍🏽",
+    "\u202eright-to-left override",
+    "\ufeffBOM",
+    "the dog laughs . " * 600,  # ~10,000 characters
+    "x" * 10000,
+]
+_BAD_BYTES = [b"\xff\xfe", b"\xed\xa0\x80 lone surrogate", b"ok \xc3"]
+
+
+def _check_outputs(name, outputs, batch):
+    for key, value in outputs.items():
+        assert value.shape[0] == batch, (name, key)
+        if value.dtype == tf.string:
+            for text in value.numpy().ravel():
+                text.decode("utf-8")  # valid UTF-8, or this raises
+        else:
+            assert np.all(np.isfinite(value.numpy())) or key == "scores", (name, key)
+
+
+def _call_all(signatures, inputs):
+    batch = len(inputs)
+    tensor = tf.constant(inputs)
+    calls = {
+        "serving_default": {"inputs": tensor},
+        "translate_nbest": {"inputs": tensor, "n": tf.constant(2), "beam_width": tf.constant(3)},
+        "sample": {
+            "inputs": tensor,
+            "temperature": tf.constant(1.0),
+            "top_k": tf.constant(0),
+            "top_p": tf.constant(0.9),
+            "seed": tf.constant(1),
+        },
+        "score": {"sources": tensor, "targets": tf.constant(list(reversed(inputs)))},
+        "align": {"inputs": tensor},
+    }
+    for name, kwargs in calls.items():
+        _check_outputs(name, signatures[name](**kwargs), batch)
+
+
+@pytest.fixture(scope="module")
+def loaded(exported):
+    return tf.saved_model.load(exported[0])
+
+
+def test_every_signature_survives_nasty_strings_and_bytes(loaded):
+    _call_all(loaded.signatures, [s.encode("utf-8") for s in _NASTY] + _BAD_BYTES)
+
+
+def test_fuzzed_unicode_batches_keep_count_order_and_utf8(loaded):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    text = st.text(st.characters(exclude_categories=("Cs",)), max_size=80)
+    cases = {"n": 0}
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.lists(st.one_of(text, st.sampled_from(_NASTY)), min_size=1, max_size=24))
+    def check(batch):
+        cases["n"] += 1
+        _call_all(loaded.signatures, [s.encode("utf-8") for s in batch])
+        # Order kept: each sentence alone translates as it does inside the batch.
+        alone = loaded.signatures["serving_default"](inputs=tf.constant(batch[-1:]))
+        together = loaded.signatures["serving_default"](inputs=tf.constant(batch))
+        assert together["translations"].numpy()[-1] == alone["translations"].numpy()[0]
+
+    check()
+    assert cases["n"] == 40
+
+
+def test_a_batch_of_512_mixed_lengths(loaded):
+    rng = np.random.default_rng(0)
+    words = ["the", "dog", "laughs", ".", "🐕", "مرحبا", "\x00", "a" * 50]
+    batch = [" ".join(rng.choice(words, size=rng.integers(0, 60))) for _ in range(512)]
+    out = loaded.signatures["serving_default"](inputs=tf.constant(batch))
+    _check_outputs("serving_default", out, 512)
+
+
+def test_eight_threads_get_the_serial_outputs(loaded):
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(1)
+    words = "the dog cat man buys sings a small red ball , because .".split()
+    batches = [
+        [" ".join(rng.choice(words, size=rng.integers(2, 15))) for _ in range(rng.integers(1, 9))]
+        for _ in range(24)
+    ]
+    fn = loaded.signatures["serving_default"]
+
+    def run(batch):
+        out = fn(inputs=tf.constant(batch))
+        return out["translations"].numpy().tolist(), out["scores"].numpy().tolist()
+
+    serial = [run(b) for b in batches]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        concurrent = list(pool.map(run, batches))
+    for (texts_a, scores_a), (texts_b, scores_b) in zip(serial, concurrent):
+        assert texts_a == texts_b
+        np.testing.assert_allclose(scores_a, scores_b, rtol=1e-5)

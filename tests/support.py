@@ -1,0 +1,69 @@
+"""Helpers the tests share (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+MULTI30K = ROOT.parent / "shared" / "data" / "multi30k"
+
+
+def load_script(name: str):
+    """Imports a data_scripts/ file as a module."""
+    path = ROOT / "data_scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def tiny_config(toy_data: dict, **train):
+    """A seconds-sized model on the toy corpus."""
+    from seq2seq_tf.config import default_config
+
+    config = default_config()
+    config.data.train_src = toy_data["train_src"]
+    config.data.train_tgt = toy_data["train_tgt"]
+    config.data.spm_model = toy_data["spm_model"]
+    config.data.max_src_len = 48
+    config.data.max_tgt_len = 48
+    config.data.batch_size = 32
+    config.data.bucket_boundaries = (10, 16, 24)
+    config.data.shuffle_buffer = 1000
+    config.model.embedding_dim = 16
+    config.model.encoder_layers = 1
+    config.model.encoder_units = 16
+    config.model.decoder_layers = 1
+    config.model.decoder_units = 32
+    config.model.attention_units = 32
+    config.model.dropout = 0.0
+    config.train.num_steps = 40
+    config.train.learning_rate = 5e-3
+    config.train.warmup_steps = 0
+    config.train.log_every = 10
+    config.train.checkpoint_every = 20
+    for key, value in train.items():
+        config.train[key] = value
+    return config
+
+
+def model_config(**fields):
+    """`config.model` of the default schema with `fields` changed (unlocked copy)."""
+    from seq2seq_tf.config import default_config
+
+    model = default_config().model
+    for key, value in fields.items():
+        model[key] = value
+    return model
+
+
+def make_seq2seq(vocab_size: int = 40, **fields):
+    """A Seq2Seq built by `models.build_model` from `model_config(**fields)` (dropout 0
+    unless given)."""
+    from seq2seq_tf.models import build_model
+
+    fields.setdefault("dropout", 0.0)
+    return build_model(model_config(**fields), vocab_size)
