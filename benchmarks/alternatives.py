@@ -33,8 +33,8 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 from tensorflow.python.ops import gen_rnn_ops  # noqa: E402
 
-from seq2seq_tf.attention import LuongAttention  # noqa: E402
-from seq2seq_tf.cells import Recurrent  # noqa: E402
+from seq2seq_tf.layers.attention import LuongAttention  # noqa: E402
+from seq2seq_tf.layers.recurrent import Recurrent  # noqa: E402
 
 _ONLY = flags.DEFINE_list("only", [], "Comparisons to run (default: all).")
 _ROUNDS = flags.DEFINE_integer("rounds", 7, "Alternating timing rounds.")

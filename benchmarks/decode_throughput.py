@@ -36,7 +36,8 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_text  # noqa: E402, F401
 from absl import app, flags  # noqa: E402
 
-from seq2seq_tf.translate import read_text, resolve_saved_model  # noqa: E402
+from seq2seq_tf.data.text import read_lines as read_text  # noqa: E402
+from seq2seq_tf.serving.client import resolve_saved_model  # noqa: E402
 
 _MODEL = flags.DEFINE_string("model_dir", "runs/demo/export", "SavedModel or base path.")
 _INPUT = flags.DEFINE_string("input", "data/toy/test.src", "Source sentences.")

@@ -49,7 +49,7 @@ tf.config.experimental.enable_op_determinism()
 sys.path.insert(0, {root!r})
 from absl import logging
 logging.set_verbosity("info")
-from seq2seq_tf import train
+from seq2seq_tf.training import loop as train
 from seq2seq_tf.config import default_config
 
 config = default_config()

@@ -57,7 +57,11 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     import shutil
 
-    from seq2seq_tf import evaluate, train, translate
+    from seq2seq_tf.data.text import read_lines
+    from seq2seq_tf.evaluation import metrics
+    from seq2seq_tf.serving.export import serving_module
+    from seq2seq_tf.serving.translator import SearchDefaults
+    from seq2seq_tf.training import loop as train
 
     data_dir = os.path.abspath(_DATA.value)
     start = time.perf_counter()
@@ -94,18 +98,21 @@ def main(argv):
     result = train.train_and_evaluate(config, workdir)
     train_seconds = time.perf_counter() - train_start
 
-    model = evaluate.CheckpointModel(workdir, beam_width=_BEAM.value)
-    sources = translate.read_text(f"{data_dir}/{_TEST.value}.en")
-    references = translate.read_text(f"{data_dir}/{_TEST.value}.de")
+    defaults = SearchDefaults(beam_width=_BEAM.value)
+    translator, checkpoint = serving_module(workdir, defaults=defaults)
+    sources = read_lines(f"{data_dir}/{_TEST.value}.en")
+    references = read_lines(f"{data_dir}/{_TEST.value}.de")
     decode_start = time.perf_counter()
-    hypotheses, scores = evaluate.evaluate(model, sources, references, "de")
+    hypotheses, scores = metrics.evaluate(
+        translator.signature_functions(), sources, references, "de"
+    )
     decode_seconds = time.perf_counter() - decode_start
     output = os.path.join(workdir, f"{_TEST.value}.beam{_BEAM.value}.de")
     with open(output, "w", encoding="utf-8") as out:
         out.writelines(h + "\n" for h in hypotheses)
     summary = {
         **scores,
-        "checkpoint": model.checkpoint,
+        "checkpoint": checkpoint,
         "steps": result["step"],
         "epochs": result["epoch"],
         "stopped": result["stopped"],
@@ -119,7 +126,7 @@ def main(argv):
     with open(output + ".scores.json", "w", encoding="utf-8") as out:
         json.dump(summary, out, indent=2)
     print(f"== Multi30k En->De {_TEST.value}, beam {_BEAM.value}, best dev checkpoint")
-    print(evaluate.format_scores(scores))
+    print(metrics.format_scores(scores))
     print(
         f"training: {result['step']} steps, {result['epoch']:.2f} epochs, "
         f"{train_seconds / 60:.1f} min (budget {_BUDGET.value:.0f} min, stopped by "

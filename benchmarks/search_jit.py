@@ -26,7 +26,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from seq2seq_tf import export, search, tokenizer  # noqa: E402
+from seq2seq_tf import search  # noqa: E402
+from seq2seq_tf.data import vocab as tokenizer  # noqa: E402
+from seq2seq_tf.serving.translator import SearchDefaults  # noqa: E402
+from seq2seq_tf.training.checkpoints import restore_model  # noqa: E402
 from seq2seq_tf.workdir import load_workdir_config  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (its best checkpoint).")
@@ -36,7 +39,7 @@ _BEAMS = flags.DEFINE_list("beams", ["1", "5"], "Beam widths (1 = greedy).")
 _SOURCE_LENGTH = flags.DEFINE_integer("source_length", 48, "Source pieces per row (EOS included).")
 _MAX_STEPS = flags.DEFINE_integer("max_steps", 60, "Target steps every search runs up to.")
 _LENGTH_PENALTY = flags.DEFINE_float(
-    "length_penalty", export.SearchDefaults.length_penalty, "GNMT alpha for beams above 1."
+    "length_penalty", SearchDefaults.length_penalty, "GNMT alpha for beams above 1."
 )
 
 
@@ -85,7 +88,10 @@ def _search_fn(model, decode, beam: int, jit: bool, fixed: bool):
             _LENGTH_PENALTY.value if beam > 1 else 0.0,
             n_best=1,
             max_steps=cap if fixed else None,
-            beam_invariant=model.decoder.BEAM_INVARIANT,
+            beam_invariant=model.beam_invariant,
+            start_id=tokenizer.BOS_ID,
+            end_id=tokenizer.EOS_ID,
+            pad_id=tokenizer.PAD_ID,
         )
         return hyps.ids, hyps.lengths
 
@@ -102,7 +108,7 @@ def _pass(fn, batches):
 
 def main(argv):
     del argv
-    model, checkpoint = export.restore_model(_WORKDIR.value)
+    model, checkpoint = restore_model(_WORKDIR.value)
     decode = load_workdir_config(_WORKDIR.value)[0].decode
     spm_path = os.path.join(_WORKDIR.value, "spm.model")
     with open(_INPUT.value, encoding="utf-8") as f:

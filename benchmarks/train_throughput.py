@@ -48,8 +48,13 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from seq2seq_tf import data, tokenizer, train  # noqa: E402
-from seq2seq_tf.model import sequence_loss  # noqa: E402
+from seq2seq_tf.data import parallel as data  # noqa: E402
+from seq2seq_tf.data import vocab as tokenizer  # noqa: E402
+from seq2seq_tf.layers import loop_ops  # noqa: E402
+from seq2seq_tf.models import build_model  # noqa: E402
+from seq2seq_tf.tasks.translation import TranslationTask  # noqa: E402
+from seq2seq_tf.training import loop as train  # noqa: E402
+from seq2seq_tf.training.losses import sequence_loss  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -252,8 +257,10 @@ def peak_rss_gb() -> float:
 
 
 def _ours(config, vocab_size: int):
-    model, optimizer = train.build_training(config, vocab_size)
-    step = train.make_train_step(model, optimizer, config)
+    model, optimizer = train.build_training(config, lambda: build_model(config.model, vocab_size))
+    signature = (tf.TensorSpec([None, None], tf.int32),) * 3
+    loss_sums = TranslationTask(config, vocab_size).loss_sums
+    step = train.make_train_step(model, optimizer, config, loss_sums, signature)
     if _JIT.value:
         step = tf.function(step.python_function, jit_compile=True, reduce_retracing=True)
     return model, step
@@ -284,10 +291,6 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     config = _load_config(_CONFIG.value)
     config.train.precision = _PRECISION.value
-    if not _DEFER.value:
-        from seq2seq_tf import cells
-
-        cells.LSTMCell.additive_recurrence = cells.SimpleRNNCell.additive_recurrence = False
     data_dir = pathlib.Path(_DATA.value)
     if (data_dir / "train.en").exists() and (data_dir / "spm.model").exists():
         d = config.data
@@ -312,8 +315,9 @@ def main(argv):
         f"{'' if _DEFER.value else ', weight gradients per step'}, reference in float32"
     )
     print(f"fp32 GEMM peak (2048x2048 matmul, this process): {peak / 1e9:.1f} GFLOP/s")
-    model, step = _ours(config, vocab_size)
-    ours = measure(step, batches, _WARMUP.value)
+    with loop_ops.options(defer_weight_gradients=_DEFER.value):  # read while tracing
+        model, step = _ours(config, vocab_size)
+        ours = measure(step, batches, _WARMUP.value)
     _report("seq2seq_tf", ours, model_flops(config, vocab_size, ours), peak, model.count_params())
     rss_ours = peak_rss_gb()
     if _REFERENCE.value:

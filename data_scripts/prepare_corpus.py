@@ -33,7 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from seq2seq_tf.data import DataError, read_lines  # noqa: E402
+from seq2seq_tf.data.text import DataError, read_lines  # noqa: E402
 
 _SPACES = re.compile(r"\s+")
 

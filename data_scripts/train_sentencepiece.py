@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags  # noqa: E402
 
-from seq2seq_tf import tokenizer  # noqa: E402
+from seq2seq_tf.data import vocab as tokenizer  # noqa: E402
 
 _INPUTS = flags.DEFINE_list("inputs", None, "Plain-text files to learn pieces from.", required=True)
 _PREFIX = flags.DEFINE_string("model_prefix", None, "Writes PREFIX.model/.vocab.", required=True)
