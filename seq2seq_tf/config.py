@@ -219,7 +219,13 @@ def validate(config: ml_collections.ConfigDict, *, need_data: bool = True) -> No
     """Raises ConfigError naming the first field that is unknown or out of range."""
     _check_keys(config, default_config(), "")
     _require(config.task in _TASKS, "task", f"must be one of {_TASKS}, got {config.task!r}")
-    d, m, t, dec = config.data, config.model, config.train, config.decode
+    _validate_data(config.data, need_data)
+    _validate_model(config.model)
+    _validate_train(config.train, config.data)
+    _validate_decode(config.decode)
+
+
+def _validate_data(d: ml_collections.ConfigDict, need_data: bool) -> None:
     if need_data:
         for name in ("train_src", "train_tgt", "spm_model"):
             _require(bool(d[name]), f"data.{name}", "must name a file")
@@ -234,6 +240,9 @@ def validate(config: ml_collections.ConfigDict, *, need_data: bool = True) -> No
         "data.bucket_boundaries",
         f"must be positive and strictly increasing, got {bounds}",
     )
+
+
+def _validate_model(m: ml_collections.ConfigDict) -> None:
     for name in (
         "embedding_dim",
         "encoder_layers",
@@ -291,6 +300,9 @@ def validate(config: ml_collections.ConfigDict, *, need_data: bool = True) -> No
         )
     _require(0.0 <= m.dropout < 1.0, "model.dropout", "must be in [0, 1)")
     _require(0.0 <= m.recurrent_dropout < 1.0, "model.recurrent_dropout", "must be in [0, 1)")
+
+
+def _validate_train(t: ml_collections.ConfigDict, d: ml_collections.ConfigDict) -> None:
     _require(int(t.num_steps) > 0, "train.num_steps", "must be positive")
     _require(t.learning_rate > 0, "train.learning_rate", "must be positive")
     _require(
@@ -326,5 +338,8 @@ def validate(config: ml_collections.ConfigDict, *, need_data: bool = True) -> No
     _require(0.0 <= t.label_smoothing < 1.0, "train.label_smoothing", "must be in [0, 1)")
     for name in ("log_every", "checkpoint_every", "keep_checkpoints", "max_bad_steps"):
         _require(int(t[name]) > 0, f"train.{name}", "must be positive")
+
+
+def _validate_decode(dec: ml_collections.ConfigDict) -> None:
     _require(dec.max_length_ratio > 0, "decode.max_length_ratio", "must be positive")
     _require(int(dec.max_length) > 0, "decode.max_length", "must be positive")

@@ -7,8 +7,8 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
-
 from support import MULTI30K, ROOT, load_script, tiny_config  # noqa: E402, F401
+
 
 @pytest.fixture(scope="session")
 def toy_data(tmp_path_factory) -> dict:

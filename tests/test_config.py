@@ -81,3 +81,11 @@ def test_presets_validate_and_build(preset):
     model = build_model(values.config.model, vocab_size=50)
     logits = model((tf.constant([[5, 6, 3]]), tf.constant([[2, 7]])))
     assert logits.shape == (1, 2, 50)
+
+
+def test_the_task_is_translation_and_another_is_refused_naming_the_field():
+    config = config_lib.default_config()
+    assert config.task == "translation"
+    config.task = "other"
+    with pytest.raises(config_lib.ConfigError, match=r"config field task: .*'other'"):
+        config_lib.validate(config, need_data=False)

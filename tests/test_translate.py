@@ -1,4 +1,4 @@
-"""translate.py: finding the SavedModel, order kept, scoring."""
+"""translate.py: the command, its scoring, and the client it calls (SavedModel, order)."""
 
 import os
 import subprocess
@@ -7,32 +7,6 @@ import sys
 import pytest
 
 from seq2seq_tf import translate
-
-
-def test_resolve_picks_highest_version(tmp_path):
-    for version in ("1", "12", "3"):
-        (tmp_path / version).mkdir()
-        (tmp_path / version / "saved_model.pb").write_bytes(b"")
-    (tmp_path / "notes").mkdir()
-    assert translate.resolve_saved_model(str(tmp_path)).endswith("/12")
-    assert translate.resolve_saved_model(str(tmp_path / "3")).endswith("/3")
-    with pytest.raises(FileNotFoundError, match="no SavedModel"):
-        translate.resolve_saved_model(str(tmp_path / "notes"))
-
-
-def test_translate_lines_keeps_input_order():
-
-    calls = []
-
-    def fake_call(batch):
-        calls.append(batch)
-        return [[s.upper()] for s in batch], [[-float(len(s))] for s in batch]
-
-    lines = ["ccc", "a", "bb", "dddd", ""]
-    out, scores = translate.translate_lines(fake_call, lines, batch_size=2)
-    assert out == [["CCC"], ["A"], ["BB"], ["DDDD"], [""]]
-    assert scores == [[-3.0], [-1.0], [-2.0], [-4.0], [0.0]]
-    assert calls[0] == ["", "a"]  # batched by length
 
 
 def test_report_scores_uses_sacrebleu(capsys):
@@ -46,31 +20,29 @@ def test_report_scores_uses_sacrebleu(capsys):
     assert "exact match: 50.00%" in capsys.readouterr().out
 
 
-def test_bad_utf8_input_names_the_line(tmp_path):
-    (tmp_path / "in.txt").write_bytes(b"ok\n\xc3\x28\n")
-    with pytest.raises(ValueError, match=r"in\.txt:2: invalid UTF-8"):
-        translate.read_text(str(tmp_path / "in.txt"))
-
-
 @pytest.fixture(scope="module")
 def saved_model(trained_workdir, tmp_path_factory):
-    from seq2seq_tf import export
+    from seq2seq_tf.serving import export
 
     return export.export(trained_workdir, str(tmp_path_factory.mktemp("export")))
 
 
-def _translate(saved_model, tmp_path, *flags):
+INPUT = "the dog laughs .\na small cat buys the ball .\n\n"
+
+
+def _translate(saved_model, tmp_path, *flags, stdin=None):
     source = tmp_path / "in.txt"
-    source.write_text("the dog laughs .\na small cat buys the ball .\n\n", encoding="utf-8")
+    source.write_text(INPUT, encoding="utf-8")
     result = subprocess.run(
         [
             sys.executable,
             "-m",
             "seq2seq_tf.translate",
             f"--model_dir={saved_model}",
-            f"--input={source}",
+            "--input=-" if stdin is not None else f"--input={source}",
             *flags,
         ],
+        input=stdin,
         capture_output=True,
         text=True,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
@@ -80,7 +52,9 @@ def _translate(saved_model, tmp_path, *flags):
 
 
 def test_cli_beam_nbest_sampling_and_heatmaps(saved_model, tmp_path):
-    assert len(_translate(saved_model, tmp_path)) == 3  # one line per input, empty kept
+    plain = _translate(saved_model, tmp_path)
+    assert len(plain) == 3  # one line per input, empty kept
+    assert _translate(saved_model, tmp_path, stdin=INPUT) == plain  # --input=- reads stdin
     assert _translate(saved_model, tmp_path, "--beam_width=1")[2] == ""
     nbest = _translate(saved_model, tmp_path, "--nbest=3")
     assert len(nbest) == 9 and nbest[0].startswith("0 ||| ") and nbest[8].startswith("2 ||| ")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import sys
 
@@ -13,8 +14,8 @@ class DataError(ValueError):
 
 
 def _open_lines(path: str):
-    if path == "-":
-        return sys.stdin.buffer
+    if path == "-":  # read, not closed: the process may read stdin again
+        return contextlib.nullcontext(sys.stdin.buffer)
     if not tf.io.gfile.exists(path):
         raise DataError(f"file not found: {path}")
     raw = tf.io.gfile.GFile(path, "rb")

@@ -54,9 +54,12 @@ class Seq2Seq(keras.Model):
         return self.decoder.beam_invariant
 
     def build(self, input_shape=None):
-        self.encoder.build((None, None))
-        self.decoder.build(self.encoder.output_dim)
-        if isinstance(self.bridge, DenseBridge):
+        # Parts may come built (deserialized with their build config, or built by a caller).
+        if not self.encoder.built:
+            self.encoder.build((None, None))
+        if not self.decoder.built:
+            self.decoder.build(self.encoder.output_dim)
+        if isinstance(self.bridge, DenseBridge) and not self.bridge.built:
             width = self.encoder.output_dim
             if self.bridge.source == "final_states":
                 width = sum(self.encoder.final_state_sizes())
@@ -99,17 +102,32 @@ class Seq2Seq(keras.Model):
         return logits, tf.boolean_mask(tf.transpose(target_out), real)
 
     def get_config(self):
+        shared = self._shared_embedding()
         return {
             **super().get_config(),
             "encoder": keras.saving.serialize_keras_object(self.encoder),
             "decoder": keras.saving.serialize_keras_object(self.decoder),
             "bridge": keras.saving.serialize_keras_object(self.bridge),
             "pad_id": self.pad_id,
+            # The parts' configs omit their embedding: one shared by both is kept here.
+            "shared_embedding": (
+                None if shared is None else keras.saving.serialize_keras_object(shared)
+            ),
         }
+
+    def _shared_embedding(self):
+        embedding = getattr(self.encoder, "embedding", None)
+        return embedding if embedding is getattr(self.decoder, "embedding", 0) else None
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
+        shared = config.pop("shared_embedding", None)
+        shared = None if shared is None else keras.saving.deserialize_keras_object(shared)
         for part in ("encoder", "decoder", "bridge"):
-            config[part] = keras.saving.deserialize_keras_object(config[part])
+            part_config = config[part]
+            if shared is not None and part != "bridge":
+                inner = {**part_config["config"], "embedding": shared}
+                part_config = {**part_config, "config": inner}
+            config[part] = keras.saving.deserialize_keras_object(part_config)
         return cls(**config)

@@ -48,6 +48,27 @@ def _reorder(state, invariant: tuple[str, ...], gather):
     }
 
 
+def _force_prompt(log_probs, prompt, t, prompted, pad_id: int, beam_size):
+    """Where step t is inside a sequence's prompt, its token at no cost is the only extension.
+
+    Returns `(forced [batch, beam] bool, log_probs [batch * beam, vocab])`.
+    """
+    vocab = tf.shape(log_probs)[-1]
+    rows, token = forced_token(prompt, t, prompted, pad_id)
+    only = tf.one_hot(token, vocab, on_value=0.0, off_value=_NEG_INF)  # batch x vocab
+    forced = tf.reshape(_tile(rows, beam_size), [-1, beam_size])
+    flat = tf.reshape(forced, [-1, 1])
+    return forced, tf.where(flat, tf.reshape(_tile(only, beam_size), [-1, vocab]), log_probs)
+
+
+def _merge_finished(finished: dict, ended_now: dict, beam_size) -> dict:
+    """The best `beam_size` of the finished set and this step's ended candidates (scores of
+    candidates that did not end are -inf). Each entry is `[batch, beam, ...]`."""
+    merged = {k: tf.concat([finished[k], ended_now[k]], axis=1) for k in finished}
+    _, keep = tf.math.top_k(merged["scores"], k=beam_size)
+    return {k: tf.gather(v, keep, batch_dims=1) for k, v in merged.items()}
+
+
 def beam_search(
     step_fn: StepFn,
     initial_state,
@@ -128,15 +149,9 @@ def beam_search(
         logits, state = step_fn(tf.reshape(last, [-1]), state)
         log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))  # batch*beam x vocab
         vocab = tf.shape(log_probs)[-1]
-        forced = tf.zeros([batch, beam_size], tf.bool)
-        if prompt is not None:  # the prompt's token, at no cost, is the only extension
-            forced_rows, token = forced_token(prompt, t, prompted, pad_id)
-            only = tf.one_hot(token, vocab, on_value=0.0, off_value=_NEG_INF)  # batch x vocab
-            forced = tf.reshape(_tile(forced_rows, beam_size), [batch, beam_size])
-            log_probs = tf.where(
-                tf.reshape(forced, [-1, 1]), tf.reshape(_tile(only, beam_size), [-1, vocab]),
-                log_probs,
-            )  # fmt: skip
+        forced = None  # without a prompt no step is forced (no ops spent on it)
+        if prompt is not None:
+            forced, log_probs = _force_prompt(log_probs, prompt, t, prompted, pad_id, beam_size)
         candidates = alive_log_probs[:, :, None] + tf.reshape(log_probs, [batch, beam_size, -1])
         top_log_probs, top_index = tf.math.top_k(tf.reshape(candidates, [batch, -1]), beam_size)
         beam_index = top_index // vocab  # batch x beam: which live hypothesis it extends
@@ -149,25 +164,28 @@ def beam_search(
         state = _reorder(
             state, beam_invariant, lambda s: _gather_beams(s, beam_index, batch, beam_size)
         )
-        valid = (top_log_probs > _NEG_INF / 2) & ~forced
+        valid = top_log_probs > _NEG_INF / 2
+        if forced is not None:
+            valid &= ~forced
         ended_eos = valid & (token == end_id)
         ended = ended_eos | (valid & (t + 1 >= beam_ends))
-        produced = t + 1 - beam_prompted
+        produced = t + 1 if prompt is None else t + 1 - beam_prompted
         scores = top_log_probs / length_penalty(produced, length_penalty_alpha)
         if use_coverage:
             penalty = coverage_penalty(coverage, tiled_mask, coverage_penalty_beta)
             scores += tf.reshape(penalty, [batch, beam_size])
-        # Merge the newly finished into the finished set; keep the best beam_size.
-        merged = {
-            "ids": tf.concat([fin["ids"], top_ids], axis=1),
-            "scores": tf.concat([fin["scores"], tf.where(ended, scores, _NEG_INF)], axis=1),
-            "log_probs": tf.concat([fin["log_probs"], top_log_probs], axis=1),
-            "lengths": tf.concat([fin["lengths"], t + 1 - tf.cast(ended_eos, tf.int32)], axis=1),
+        ended_now = {
+            "ids": top_ids,
+            "scores": tf.where(ended, scores, _NEG_INF),
+            "log_probs": top_log_probs,
+            "lengths": t + 1 - tf.cast(ended_eos, tf.int32),
         }
-        _, keep = tf.math.top_k(merged["scores"], k=beam_size)
-        fin = {k: tf.gather(v, keep, batch_dims=1) for k, v in merged.items()}
-        alive = (valid | forced) & ~ended
-        alive_log_probs = tf.where(alive & (top_log_probs > _NEG_INF / 2), top_log_probs, _NEG_INF)
+        fin = _merge_finished(fin, ended_now, beam_size)
+        if forced is None:
+            alive_log_probs = tf.where(ended | ~valid, _NEG_INF, top_log_probs)
+        else:  # a forced step keeps its (one) real candidate alive
+            alive = (valid | forced) & ~ended & (top_log_probs > _NEG_INF / 2)
+            alive_log_probs = tf.where(alive, top_log_probs, _NEG_INF)
         return t + 1, token, top_ids, alive_log_probs, state, coverage, fin
 
     finished = {

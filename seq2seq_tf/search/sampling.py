@@ -64,15 +64,19 @@ def decode(
         logits, state = step_fn(ids, state)
         log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))  # batch x vocab
         next_ids = tf.cast(choose(t, log_probs), tf.int32)
-        forced = tf.zeros([batch], tf.bool)
+        not_scored = finished  # without a prompt no step is forced (no ops spent on it)
         if prompt is not None:
             forced, token = forced_token(prompt, t, prompted, pad_id)
             next_ids = tf.where(forced, token, next_ids)
+            not_scored = finished | forced
         token_scores = tf.gather(log_probs, next_ids, batch_dims=1)
-        scores += tf.where(finished | forced, 0.0, token_scores)
+        scores += tf.where(not_scored, 0.0, token_scores)
         next_ids = tf.where(finished, pad_id, next_ids)
-        ended = ~finished & ~forced & ((next_ids == end_id) | (t + 1 >= ends))
-        lengths += tf.cast(~finished & (forced | (next_ids != end_id)), tf.int32)
+        ended = ~not_scored & ((next_ids == end_id) | (t + 1 >= ends))
+        counted = next_ids != end_id
+        if prompt is not None:
+            counted = forced | counted
+        lengths += tf.cast(~finished & counted, tf.int32)
         if with_alignments:
             weights = tf.where(finished[:, None], 0.0, tf.cast(alignment_fn(state), tf.float32))
             aligned = aligned.write(t, weights)

@@ -180,153 +180,180 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 def train(task, config: ml_collections.ConfigDict, workdir: str, strategy) -> dict:
     """The loop itself (see the module docstring); `task` is a `tasks.base.Task`."""
-    keras.utils.set_random_seed(config.data.seed)
-    chief = distribute.is_chief(strategy)
-    chief_workdir = workdir
-    if not chief:  # collective saves run here too, into a scratch directory deleted after
-        workdir = distribute.worker_scratch_dir(strategy, workdir)
-    task.prepare(workdir)
-    with strategy.scope():  # model and optimizer variables live on every replica
-        lr_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
-        time_scale = tf.Variable(1.0, trainable=False, name="time_scale")
-        model, optimizer = build_training(config, task.build_model, lr_scale, time_scale)
-    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    examples = tf.Variable(0, dtype=tf.int64, trainable=False, name="examples")
-    skipped = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps")
-    logging.info("model: %s parameters, %s", f"{model.count_params():,}", task.describe())
-    dataset = task.train_dataset()
-    iterator = iter(dataset)  # checkpointable; batches are split across replicas per step
-    summaries = os.path.join(workdir, TENSORBOARD_DIR)
+    return _Session(task, config, workdir, strategy).run()
 
-    def writer_for(name):
-        if not chief:
+
+class _Session:
+    """One training run: what it builds and restores at start, then the loop over steps."""
+
+    def __init__(self, task, config: ml_collections.ConfigDict, workdir: str, strategy):
+        keras.utils.set_random_seed(config.data.seed)
+        self.task, self.config, self.strategy = task, config, strategy
+        self.chief = distribute.is_chief(strategy)
+        self.chief_workdir = workdir
+        if not self.chief:  # collective saves run here too, into a scratch directory
+            workdir = distribute.worker_scratch_dir(strategy, workdir)
+        self.workdir = workdir
+        task.prepare(workdir)
+        with strategy.scope():  # model and optimizer variables live on every replica
+            self.lr_scale = tf.Variable(1.0, trainable=False, name="lr_scale")
+            self.time_scale = tf.Variable(1.0, trainable=False, name="time_scale")
+            self.model, self.optimizer = build_training(
+                config, task.build_model, self.lr_scale, self.time_scale
+            )
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.examples = tf.Variable(0, dtype=tf.int64, trainable=False, name="examples")
+        self.skipped = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped_steps")
+        params = f"{self.model.count_params():,}"
+        logging.info("model: %s parameters, %s", params, task.describe())
+        dataset = task.train_dataset()
+        self.iterator = iter(dataset)  # checkpointable; split across replicas per step
+        self.writer = self._writer("train")
+        self.evaluator = None
+        if config.train.eval_every:
+            self.evaluator = task.dev_evaluator(self.model, self._writer)
+        self.tracker = None
+        if self.evaluator is not None:  # every worker decides the same (plateau, stop)
+            self.tracker = DevTracker(self.evaluator, config, workdir, self.model, self.step)
+        self.manager = self._checkpoint_manager()
+        self._resume()
+        signature = tuple(tf.TensorSpec(s.shape, s.dtype) for s in dataset.element_spec)
+        self.train_step = make_train_step(
+            self.model, self.optimizer, config, task.loss_sums, signature, strategy
+        )
+        self.per_epoch = max(task.examples_per_epoch(), 1)
+        self.bad_in_a_row = 0
+
+    def _writer(self, name: str):
+        if not self.chief:
             return tf.summary.create_noop_writer()
-        return tf.summary.create_file_writer(os.path.join(summaries, name))
+        return tf.summary.create_file_writer(os.path.join(self.workdir, TENSORBOARD_DIR, name))
 
-    writer = writer_for("train")
-    tracker = None
-    evaluator = task.dev_evaluator(model, writer_for) if config.train.eval_every else None
-    if evaluator is not None:  # every worker decides the same (plateau, stop)
-        tracker = DevTracker(evaluator, config, workdir, model, step)
-    # Dropout's random streams: Keras keeps their positions in seed-generator variables
-    # that a checkpoint of the model does not reach; without them a resumed run would
-    # draw the masks of the run's first steps again.
-    dropout_rng = [v.value for v in model.non_trainable_variables if "seed_generator" in v.path]
-    checkpoint = tf.train.Checkpoint(
-        model=model,
-        optimizer=optimizer,
-        dropout_rng=dropout_rng,
-        step=step,
-        iterator=iterator,
-        examples=examples,
-        skipped=skipped,
-        lr_scale=lr_scale,
-        **(tracker.variables() if tracker else {}),
-        **task.checkpoint_items(),
-    )
-    manager = tf.train.CheckpointManager(
-        checkpoint,
-        os.path.join(workdir, CHECKPOINT_DIR),
-        max_to_keep=config.train.keep_checkpoints,
-        step_counter=step,
-    )
-    resume_from = manager.checkpoints
-    if not chief:
-        state = tf.train.get_checkpoint_state(os.path.join(chief_workdir, CHECKPOINT_DIR))
-        resume_from = list(state.all_model_checkpoint_paths) if state else []
-    if resume_from:
-        restored = restore_newest_good(checkpoint, resume_from)
-        logging.info("resumed from %s at step %d", restored, int(step))
-    else:
-        _write_hparams(config, workdir, writer)
+    def _checkpoint_manager(self) -> tf.train.CheckpointManager:
+        # Dropout's random streams: Keras keeps their positions in seed-generator variables
+        # that a checkpoint of the model does not reach; without them a resumed run would
+        # draw the masks of the run's first steps again.
+        rng = [v.value for v in self.model.non_trainable_variables if "seed_generator" in v.path]
+        checkpoint = tf.train.Checkpoint(
+            model=self.model,
+            optimizer=self.optimizer,
+            dropout_rng=rng,
+            step=self.step,
+            iterator=self.iterator,
+            examples=self.examples,
+            skipped=self.skipped,
+            lr_scale=self.lr_scale,
+            **(self.tracker.variables() if self.tracker else {}),
+            **self.task.checkpoint_items(),
+        )
+        return tf.train.CheckpointManager(
+            checkpoint,
+            os.path.join(self.workdir, CHECKPOINT_DIR),
+            max_to_keep=self.config.train.keep_checkpoints,
+            step_counter=self.step,
+        )
 
-    signature = tuple(tf.TensorSpec(s.shape, s.dtype) for s in dataset.element_spec)
-    train_step = make_train_step(model, optimizer, config, task.loss_sums, signature, strategy)
-    num_steps = int(config.train.num_steps)
-    eval_every = int(config.train.eval_every)
-    max_time = float(config.train.max_time_s)
-    time_decay = float(config.train.time_decay_fraction)
-    per_epoch = max(task.examples_per_epoch(), 1)
-    metrics: dict = {}
-    start = time.perf_counter()
-    deadline = start + max_time if max_time > 0 else None
-    progress = Progress(int(step), num_steps, deadline, unit=task.progress_unit)
-    stop_reason = f"step budget {num_steps}"
-    max_bad = int(config.train.max_bad_steps)
-    bad_in_a_row = 0
-    with StopOnSignal(signal.SIGTERM) as stop_signal:
-        while int(step) < num_steps:
-            if time_decay:
-                elapsed = time.perf_counter() - start
-                time_scale.assign(time_decay_factor(elapsed, max_time, time_decay))
-            batch = next(iterator)
-            *sums, applied = train_step(*distribute.split_across_replicas(strategy, batch))
-            examples.assign_add(tf.shape(batch[0], out_type=tf.int64)[0])
-            step.assign_add(1)
-            current = int(step)
-            if bool(applied):
-                progress.add(*sums)
-                bad_in_a_row = 0
-            else:
-                skipped.assign_add(1)
-                bad_in_a_row += 1
-                logging.warning(
-                    "step %d: non-finite loss or gradients (loss sum %s, gradient norm %s); "
-                    "skipped, no weight changed (%d in a row, %d in all)",
-                    current, float(sums[0]), float(sums[3]), bad_in_a_row, int(skipped),
-                )  # fmt: skip
-                if bad_in_a_row >= max_bad:
-                    raise TrainingError(
-                        f"{bad_in_a_row} non-finite steps in a row (train.max_bad_steps) up to "
-                        f"step {current}; stopped without saving. The last good checkpoint is "
-                        f"{manager.latest_checkpoint}; lower train.learning_rate or check the "
-                        "data around this point"
-                    )
-            out_of_time = max_time > 0 and time.perf_counter() - start > max_time
-            signalled = stop_signal.received  # one reading, so a late signal waits a step
-            last = current == num_steps or out_of_time or signalled is not None
-            if current % config.train.log_every == 0 or last:
-                metrics = progress.report(current, float(optimizer.learning_rate))
-                metrics["epoch"] = int(examples) / per_epoch
-                metrics["skipped_steps"] = int(skipped)
-                with writer.as_default(step=current):
-                    for name, value in metrics.items():
-                        tf.summary.scalar(name, value)
-            stop = False
-            if tracker and (current % eval_every == 0 or (last and not signalled)):
-                stop = tracker(current, lr_scale)
-            if current % config.train.checkpoint_every == 0 or last or stop:
-                save_checkpoint(manager, current)
-                if not chief:
-                    tf.io.gfile.rmtree(os.path.dirname(workdir))
-            if signalled:
-                stop_reason = f"{signalled}: checkpoint saved, rerun to resume"
-                break
-            if out_of_time:
-                stop_reason = f"time budget {max_time:.0f}s"
-                break
-            if stop:
-                stop_reason = "early stopping"
-                break
-    writer.flush()
-    best = ""
-    if tracker:
-        label = evaluator.metric_label
-        best = (
-            f"; best dev {label} {float(tracker.best_score):.2f} at step {int(tracker.best_step)}"
-        )
-    logging.info(
-        "stopped at step %d (%s), %.2f epochs; checkpoints in %s%s",
-        int(step),
-        stop_reason,
-        int(examples) / per_epoch,
-        manager.directory,
-        best,
-    )
-    metrics.update(step=int(step), epoch=int(examples) / per_epoch, stopped=stop_reason)
-    if tracker:
-        metrics.update(
-            best_step=int(tracker.best_step),
-            **{f"best_dev_{evaluator.metric}": float(tracker.best_score)},
-        )
-    return metrics
+    def _resume(self) -> None:
+        """Restores the newest good checkpoint (the chief's, on other workers), if any."""
+        resume_from = self.manager.checkpoints
+        if not self.chief:
+            path = os.path.join(self.chief_workdir, CHECKPOINT_DIR)
+            state = tf.train.get_checkpoint_state(path)
+            resume_from = list(state.all_model_checkpoint_paths) if state else []
+        if resume_from:
+            restored = restore_newest_good(self.manager.checkpoint, resume_from)
+            logging.info("resumed from %s at step %d", restored, int(self.step))
+        else:
+            _write_hparams(self.config, self.workdir, self.writer)
+
+    def _train_one(self, batch, progress: Progress) -> int:
+        """One step on `batch`; counts a skipped (non-finite) step. Returns the new step."""
+        inputs = distribute.split_across_replicas(self.strategy, batch)
+        *sums, applied = self.train_step(*inputs)
+        self.examples.assign_add(tf.shape(batch[0], out_type=tf.int64)[0])
+        self.step.assign_add(1)
+        current = int(self.step)
+        if bool(applied):
+            progress.add(*sums)
+            self.bad_in_a_row = 0
+            return current
+        self.skipped.assign_add(1)
+        self.bad_in_a_row += 1
+        logging.warning(
+            "step %d: non-finite loss or gradients (loss sum %s, gradient norm %s); "
+            "skipped, no weight changed (%d in a row, %d in all)",
+            current, float(sums[0]), float(sums[3]), self.bad_in_a_row, int(self.skipped),
+        )  # fmt: skip
+        if self.bad_in_a_row >= int(self.config.train.max_bad_steps):
+            raise TrainingError(
+                f"{self.bad_in_a_row} non-finite steps in a row (train.max_bad_steps) up to "
+                f"step {current}; stopped without saving. The last good checkpoint is "
+                f"{self.manager.latest_checkpoint}; lower train.learning_rate or check the "
+                "data around this point"
+            )
+        return current
+
+    def _log(self, current: int, progress: Progress) -> dict:
+        metrics = progress.report(current, float(self.optimizer.learning_rate))
+        metrics["epoch"] = int(self.examples) / self.per_epoch
+        metrics["skipped_steps"] = int(self.skipped)
+        with self.writer.as_default(step=current):
+            for name, value in metrics.items():
+                tf.summary.scalar(name, value)
+        return metrics
+
+    def _save(self, current: int) -> None:
+        save_checkpoint(self.manager, current)
+        if not self.chief:
+            tf.io.gfile.rmtree(os.path.dirname(self.workdir))
+
+    def run(self) -> dict:
+        """Steps until the step budget, the time budget, early stopping or SIGTERM."""
+        t = self.config.train
+        num_steps, eval_every = int(t.num_steps), int(t.eval_every)
+        max_time, time_decay = float(t.max_time_s), float(t.time_decay_fraction)
+        start = time.perf_counter()
+        deadline = start + max_time if max_time > 0 else None
+        progress = Progress(int(self.step), num_steps, deadline, unit=self.task.progress_unit)
+        metrics: dict = {}
+        stop_reason = f"step budget {num_steps}"
+        with StopOnSignal(signal.SIGTERM) as stop_signal:
+            while int(self.step) < num_steps:
+                if time_decay:
+                    elapsed = time.perf_counter() - start
+                    self.time_scale.assign(time_decay_factor(elapsed, max_time, time_decay))
+                current = self._train_one(next(self.iterator), progress)
+                out_of_time = max_time > 0 and time.perf_counter() - start > max_time
+                signalled = stop_signal.received  # one reading, so a late signal waits a step
+                last = current == num_steps or out_of_time or signalled is not None
+                if current % t.log_every == 0 or last:
+                    metrics = self._log(current, progress)
+                stop = False
+                if self.tracker and (current % eval_every == 0 or (last and not signalled)):
+                    stop = self.tracker(current, self.lr_scale)
+                if current % t.checkpoint_every == 0 or last or stop:
+                    self._save(current)
+                if signalled:
+                    stop_reason = f"{signalled}: checkpoint saved, rerun to resume"
+                elif out_of_time:
+                    stop_reason = f"time budget {max_time:.0f}s"
+                elif stop:
+                    stop_reason = "early stopping"
+                if signalled or out_of_time or stop:
+                    break
+        return self._finish(metrics, stop_reason)
+
+    def _finish(self, metrics: dict, stop_reason: str) -> dict:
+        self.writer.flush()
+        epochs = int(self.examples) / self.per_epoch
+        best = ""
+        if self.tracker:
+            score, at = float(self.tracker.best_score), int(self.tracker.best_step)
+            best = f"; best dev {self.evaluator.metric_label} {score:.2f} at step {at}"
+            metrics.update(best_step=at, **{f"best_dev_{self.evaluator.metric}": score})
+        logging.info(
+            "stopped at step %d (%s), %.2f epochs; checkpoints in %s%s",
+            int(self.step), stop_reason, epochs, self.manager.directory, best,
+        )  # fmt: skip
+        metrics.update(step=int(self.step), epoch=epochs, stopped=stop_reason)
+        return metrics

@@ -1,17 +1,16 @@
-"""Input pipeline: clear errors on bad files, the batch format, determinism, resume."""
-
-import gzip
+"""Parallel corpora: clear errors on bad pairs, the batch format, determinism, resume."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from seq2seq_tf import data, tokenizer
+from seq2seq_tf.data import parallel, text, vocab
+from seq2seq_tf.data.text import DataError
 from seq2seq_tf.data.vocab import BOS_ID, EOS_ID, PAD_ID
 
 
 def _dataset(toy_data, src=None, tgt=None, **kwargs):
-    proto = tokenizer.read_model_proto(toy_data["spm_model"])
+    proto = vocab.read_model_proto(toy_data["spm_model"])
     options = dict(
         batch_size=16,
         max_src_len=48,
@@ -21,10 +20,10 @@ def _dataset(toy_data, src=None, tgt=None, **kwargs):
         seed=3,
     )
     options.update(kwargs)
-    return data.make_train_dataset(
+    return parallel.make_train_dataset(
         src or toy_data["train_src"],
         tgt or toy_data["train_tgt"],
-        tokenizer.make_tokenizer(proto),
+        vocab.make_tokenizer(proto),
         **options,
     )
 
@@ -32,29 +31,14 @@ def _dataset(toy_data, src=None, tgt=None, **kwargs):
 def test_mismatched_parallel_files_name_both(tmp_path):
     (tmp_path / "a.src").write_text("one\ntwo\nthree\n")
     (tmp_path / "a.tgt").write_text("eins\nzwei\n")
-    with pytest.raises(data.DataError, match=r"a\.src has 3 lines.*a\.tgt has 2 lines"):
-        data.check_parallel(str(tmp_path / "a.src"), str(tmp_path / "a.tgt"))
+    with pytest.raises(DataError, match=r"a\.src has 3 lines.*a\.tgt has 2 lines"):
+        parallel.check_parallel(str(tmp_path / "a.src"), str(tmp_path / "a.tgt"))
 
 
 def test_missing_file_is_named(tmp_path):
     (tmp_path / "a.src").write_text("one\n")
-    with pytest.raises(data.DataError, match="file not found: .*missing.tgt"):
-        data.check_parallel(str(tmp_path / "a.src"), str(tmp_path / "missing.tgt"))
-
-
-def test_invalid_utf8_names_file_and_line(tmp_path):
-    (tmp_path / "bad.src").write_bytes(b"fine\nalso fine\nbroken \xff\xfe here\n")
-    with pytest.raises(data.DataError, match=r"bad\.src:3: invalid UTF-8"):
-        data.read_lines(str(tmp_path / "bad.src"))
-
-
-def test_gzip_and_plain_read_the_same(tmp_path):
-    text = "ein satz\nnoch einer\r\n"
-    (tmp_path / "x.txt").write_text(text, encoding="utf-8", newline="")
-    with gzip.open(tmp_path / "x.txt.gz", "wt", encoding="utf-8", newline="") as f:
-        f.write(text)
-    assert data.read_lines(str(tmp_path / "x.txt")) == ["ein satz", "noch einer"]
-    assert data.read_lines(str(tmp_path / "x.txt.gz")) == ["ein satz", "noch einer"]
+    with pytest.raises(DataError, match="file not found: .*missing.tgt"):
+        parallel.check_parallel(str(tmp_path / "a.src"), str(tmp_path / "missing.tgt"))
 
 
 def test_batch_format_eos_bos_and_padding(toy_data):
@@ -70,10 +54,10 @@ def test_batch_format_eos_bos_and_padding(toy_data):
 
 
 def test_overlong_pairs_are_dropped_and_counted(toy_data):
-    src = data.read_lines(toy_data["train_src"])
-    tgt = data.read_lines(toy_data["train_tgt"])
-    proto = tokenizer.read_model_proto(toy_data["spm_model"])
-    stats = data.corpus_stats(src, tgt, tokenizer.make_tokenizer(proto), 12, 12, "toy")
+    src = text.read_lines(toy_data["train_src"])
+    tgt = text.read_lines(toy_data["train_tgt"])
+    proto = vocab.read_model_proto(toy_data["spm_model"])
+    stats = parallel.corpus_stats(src, tgt, vocab.make_tokenizer(proto), 12, 12, "toy")
     assert stats.overlong > 0 and stats.kept + stats.overlong + stats.empty == stats.pairs
     ds = _dataset(toy_data, max_src_len=12, max_tgt_len=12, repeat=False, shuffle_buffer=1)
     kept = 0
@@ -86,9 +70,9 @@ def test_overlong_pairs_are_dropped_and_counted(toy_data):
 def test_empty_lines_are_dropped_and_counted(tmp_path, toy_data):
     (tmp_path / "e.src").write_text("the dog laughs .\n\nthe cat laughs .\n")
     (tmp_path / "e.tgt").write_text("der hund lacht .\ndie katze lacht .\n\n")
-    src, tgt = data.check_parallel(str(tmp_path / "e.src"), str(tmp_path / "e.tgt"))
-    proto = tokenizer.read_model_proto(toy_data["spm_model"])
-    stats = data.corpus_stats(src, tgt, tokenizer.make_tokenizer(proto), 50, 50, "e")
+    src, tgt = parallel.check_parallel(str(tmp_path / "e.src"), str(tmp_path / "e.tgt"))
+    proto = vocab.read_model_proto(toy_data["spm_model"])
+    stats = parallel.corpus_stats(src, tgt, vocab.make_tokenizer(proto), 50, 50, "e")
     assert (stats.kept, stats.empty) == (1, 2)
     batches = list(
         _dataset(toy_data, str(tmp_path / "e.src"), str(tmp_path / "e.tgt"), repeat=False)
@@ -116,22 +100,22 @@ def test_iterator_checkpoint_resumes_at_the_same_position(toy_data, tmp_path):
 
 
 def test_token_budget_gives_each_bucket_budget_over_its_longest_length():
-    assert data.bucket_batch_sizes((10, 20), 64, 0, 50) == [64, 64, 64]
-    assert data.bucket_batch_sizes((10, 20), 64, 1000, 50) == [111, 52, 20]
-    assert data.bucket_batch_sizes((10,), 64, 5, 50) == [1, 1]  # never an empty batch
+    assert parallel.bucket_batch_sizes((10, 20), 64, 0, 50) == [64, 64, 64]
+    assert parallel.bucket_batch_sizes((10, 20), 64, 1000, 50) == [111, 52, 20]
+    assert parallel.bucket_batch_sizes((10,), 64, 5, 50) == [1, 1]  # never an empty batch
 
 
 def test_bucket_boundaries_from_length_quantiles():
     lengths = tuple(range(1, 101))
-    edges = data.derive_bucket_boundaries(lengths, buckets=4)
+    edges = parallel.derive_bucket_boundaries(lengths, buckets=4)
     assert edges == (27, 52, 77)  # ~25 pairs per bucket
-    assert data.derive_bucket_boundaries((5,) * 50) == (6,)
-    assert data.derive_bucket_boundaries(()) == ()
+    assert parallel.derive_bucket_boundaries((5,) * 50) == (6,)
+    assert parallel.derive_bucket_boundaries(()) == ()
 
 
 def test_token_budget_batches_stay_within_budget(toy_data):
-    sp = tokenizer.make_tokenizer(tokenizer.read_model_proto(toy_data["spm_model"]))
-    ds = data.make_train_dataset(
+    sp = vocab.make_tokenizer(vocab.read_model_proto(toy_data["spm_model"]))
+    ds = parallel.make_train_dataset(
         toy_data["train_src"], toy_data["train_tgt"], sp, batch_size=999, max_src_len=48,
         max_tgt_len=48, bucket_boundaries=(10, 16, 24), shuffle_buffer=100, seed=1,
         batch_tokens=300, repeat=False,

@@ -4,16 +4,16 @@ import pytest
 import sentencepiece as spm
 import tensorflow as tf
 
-from seq2seq_tf import tokenizer
+from seq2seq_tf.data import vocab
 
 
 def test_in_graph_tokenizer_matches_sentencepiece(toy_data):
-    proto = tokenizer.read_model_proto(toy_data["spm_model"])
+    proto = vocab.read_model_proto(toy_data["spm_model"])
     processor = spm.SentencePieceProcessor(model_file=toy_data["spm_model"])
     lines = open(toy_data["test_src"], encoding="utf-8").read().splitlines()[:20]
-    ours = tokenizer.make_tokenizer(proto).tokenize(tf.constant(lines)).to_list()
+    ours = vocab.make_tokenizer(proto).tokenize(tf.constant(lines)).to_list()
     assert ours == [processor.encode(line) for line in lines]
-    assert processor.pad_id() == tokenizer.PAD_ID and processor.eos_id() == tokenizer.EOS_ID
+    assert processor.pad_id() == vocab.PAD_ID and processor.eos_id() == vocab.EOS_ID
 
 
 def test_model_with_other_special_ids_is_rejected(toy_data, tmp_path):
@@ -22,13 +22,13 @@ def test_model_with_other_special_ids_is_rejected(toy_data, tmp_path):
         input=toy_data["train_src"], model_prefix=prefix, vocab_size=100, minloglevel=2
     )
     with pytest.raises(ValueError, match="other.model: special ids"):
-        tokenizer.read_model_proto(prefix + ".model")
+        vocab.read_model_proto(prefix + ".model")
 
 
 def test_missing_or_garbage_model_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.model"):
-        tokenizer.read_model_proto(str(tmp_path / "nope.model"))
+        vocab.read_model_proto(str(tmp_path / "nope.model"))
     garbage = tmp_path / "garbage.model"
     garbage.write_bytes(b"not a model")
     with pytest.raises(ValueError, match="garbage.model is not a SentencePiece model"):
-        tokenizer.read_model_proto(str(garbage))
+        vocab.read_model_proto(str(garbage))

@@ -1,25 +1,25 @@
-"""Scoring (sacreBLEU, chrF, BLEU(lc,tok)), checkpoint decoding and the dev evaluator."""
+"""Scoring (sacreBLEU, chrF, BLEU(lc,tok)), evaluating signatures, the dev evaluator, plots."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 
 import pytest
 import sacrebleu
 import tensorflow as tf
-from support import ROOT, tiny_config
+from support import tiny_config
 
-from seq2seq_tf import evaluate, train, workdir
+from seq2seq_tf import workdir
+from seq2seq_tf.evaluation import metrics
+from seq2seq_tf.serving.export import serving_module
+from seq2seq_tf.serving.translator import SearchDefaults
 
 HYPS = ["Ein Hund läuft über die Wiese.", "zwei Männer, die Fußball spielen."]
 REFS = ["Ein Hund rennt über die Wiese.", "Zwei Männer spielen Fußball."]
 
 
 def test_scores_equal_sacrebleu_on_fixed_strings():
-    scores = evaluate.score_translations(HYPS, REFS, "de")
+    scores = metrics.score_translations(HYPS, REFS, "de")
     assert scores["bleu"] == pytest.approx(sacrebleu.corpus_bleu(HYPS, [REFS]).score)
     assert scores["chrf"] == pytest.approx(sacrebleu.corpus_chrf(HYPS, [REFS]).score)
     assert scores["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
@@ -32,46 +32,29 @@ def test_scores_equal_sacrebleu_on_fixed_strings():
 
 def test_moses_lc_tok_matches_the_multi30k_preprocessing():
     # lowercase | normalize-punctuation (curly quotes -> ") | tokenizer (escapes, splits)
-    out = evaluate.moses_lc_tok(["Ein „Hund“ läuft, schnell."], "de")
+    out = metrics.moses_lc_tok(["Ein „Hund“ läuft, schnell."], "de")
     assert out == ["ein &quot; hund &quot; läuft , schnell ."]
 
 
 def test_lowercase_only_difference_is_perfect_in_lc_tok():
-    scores = evaluate.score_translations(["ein Hund läuft ."], ["Ein Hund läuft ."], "de")
+    scores = metrics.score_translations(["ein Hund läuft ."], ["Ein Hund läuft ."], "de")
     assert scores["bleu_lc_tok"] == pytest.approx(100.0)
     assert scores["bleu"] < 100.0
 
 
 def test_mismatched_lengths_are_refused():
     with pytest.raises(ValueError, match="2 hypotheses but 1 references"):
-        evaluate.score_translations(HYPS, REFS[:1], "de")
+        metrics.score_translations(HYPS, REFS[:1], "de")
 
 
-def test_evaluate_command_on_a_checkpoint_writes_hypotheses_and_scores(
-    trained_workdir, toy_data, tmp_path
-):
-    output = tmp_path / "test.hyp"
-    result = subprocess.run(
-        [sys.executable, "-m", "seq2seq_tf.evaluate", f"--workdir={trained_workdir}",
-         f"--source={toy_data['test_src']}", f"--reference={toy_data['test_tgt']}",
-         f"--output={output}", "--beam_width=2", "--target_lang=de"],
-        capture_output=True, text=True, cwd=ROOT,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "sacreBLEU" in result.stdout and "BLEU(lc,tok)" in result.stdout
-    hypotheses = output.read_text(encoding="utf-8").splitlines()
-    assert len(hypotheses) == 100
-    scores = json.loads((tmp_path / "test.hyp.scores.json").read_text())
-    references = open(toy_data["test_tgt"], encoding="utf-8").read().splitlines()
-    assert scores["bleu"] == pytest.approx(sacrebleu.corpus_bleu(hypotheses, [references]).score)
-
-
-def test_checkpoint_model_decodes_like_the_in_process_translator(trained_workdir, toy_data):
-    model = evaluate.CheckpointModel(trained_workdir, beam_width=1)
+def test_checkpoint_signatures_decode_like_the_in_process_translator(trained_workdir, toy_data):
+    translator, _ = serving_module(trained_workdir, defaults=SearchDefaults(beam_width=1))
     sources = open(toy_data["test_src"], encoding="utf-8").read().splitlines()[:8]
     references = open(toy_data["test_tgt"], encoding="utf-8").read().splitlines()[:8]
-    hypotheses, scores = evaluate.evaluate(model, sources, references, "de")
-    direct = model.translator.translate(tf.constant(sources))["translations"].numpy()
+    hypotheses, scores = metrics.evaluate(
+        translator.signature_functions(), sources, references, "de"
+    )
+    direct = translator.translate(tf.constant(sources))["translations"].numpy()
     assert hypotheses == [t.decode("utf-8") for t in direct]
     assert scores["sentences"] == 8
 
@@ -80,7 +63,9 @@ def test_dev_evaluator_writes_scalars_text_and_attention_image(toy_data, tmp_pat
     config = tiny_config(toy_data, num_steps=4, eval_every=2, checkpoint_every=4)
     config.data.dev_src, config.data.dev_tgt = toy_data["test_src"], toy_data["test_tgt"]
     run = str(tmp_path / "run")
-    train.train_and_evaluate(config, run)
+    from seq2seq_tf.training.loop import train_and_evaluate
+
+    train_and_evaluate(config, run)
     dev_dir = os.path.join(run, workdir.TENSORBOARD_DIR, "dev")
     tags, steps = set(), set()
     for name in os.listdir(dev_dir):
@@ -102,16 +87,30 @@ def test_dev_evaluator_writes_scalars_text_and_attention_image(toy_data, tmp_pat
 
 
 def test_saved_model_and_checkpoint_give_the_same_scores(trained_workdir, toy_data, tmp_path):
-    from seq2seq_tf import export, translate
+    from seq2seq_tf.serving import client, export
 
     path = export.export(trained_workdir, str(tmp_path / "export"))
-    saved = tf.saved_model.load(translate.resolve_saved_model(str(tmp_path / "export")))
+    saved = tf.saved_model.load(client.resolve_saved_model(str(tmp_path / "export")))
     sources = open(toy_data["test_src"], encoding="utf-8").read().splitlines()[:16]
     references = open(toy_data["test_tgt"], encoding="utf-8").read().splitlines()[:16]
-    from_saved = evaluate.evaluate(saved, sources, references, "de", beam_width=3)
-    from_checkpoint = evaluate.evaluate(
-        evaluate.CheckpointModel(trained_workdir, beam_width=3), sources, references, "de"
-    )
+    from_saved = metrics.evaluate(saved.signatures, sources, references, "de", beam_width=3)
+    translator, _ = serving_module(trained_workdir, defaults=SearchDefaults(beam_width=3))
+    from_checkpoint = metrics.evaluate(translator.signature_functions(), sources, references, "de")
     assert path.endswith("/60")
     assert from_saved[0] == from_checkpoint[0]
     assert from_saved[1]["bleu"] == from_checkpoint[1]["bleu"]
+
+
+def test_exact_match_ignores_surrounding_whitespace_and_checks_lengths():
+    assert metrics.exact_match(["a b ", "c", "d"], [" a b", "x", "d"]) == pytest.approx(2 / 3)
+    assert metrics.exact_match([], []) == 0.0
+    with pytest.raises(ValueError, match="2 translations but 1 reference lines"):
+        metrics.exact_match(["a", "b"], ["a"])
+
+
+def test_format_scores_names_every_score_and_signature():
+    scores = metrics.score_translations(HYPS, REFS, "de")
+    text = metrics.format_scores(scores)
+    assert f"sacreBLEU {scores['bleu']:.2f}" in text and f"chrF {scores['chrf']:.2f}" in text
+    assert f"BLEU(lc,tok) {scores['bleu_lc_tok']:.2f}" in text and "(2 sentences)" in text
+    assert scores["bleu_signature"] in text and scores["chrf_signature"] in text

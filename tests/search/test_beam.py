@@ -1,80 +1,70 @@
-"""Greedy search with synthetic step functions whose answers are known by construction."""
+"""Beam search with synthetic step functions whose answers are known by construction,
+and with a small random model (brute force for the best hypothesis)."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
+from support import make_seq2seq
 
 from seq2seq_tf import search
-from seq2seq_tf.model import Seq2Seq
-from seq2seq_tf.data.vocab import EOS_ID, PAD_ID
+from seq2seq_tf.data.vocab import BOS_ID, EOS_ID, PAD_ID
 
 VOCAB = 8
+IDS = {"start_id": BOS_ID, "end_id": EOS_ID, "pad_id": PAD_ID}
 
 
-def scripted_step(script):
-    """A step function that emits script[b][t] with probability ~1 at step t."""
-    script = tf.constant(script, tf.int32)  # batch x steps
-
-    def step_fn(ids, state):
-        t = state["t"]
-        column = tf.gather(script, tf.minimum(t, script.shape[1] - 1), axis=1)
-        logits = tf.one_hot(column, VOCAB) * 3.0
-        return logits, {"t": t + 1}
-
-    return step_fn
-
-
-def test_stops_at_eos_and_pads_after():
-    step_fn = scripted_step([[5, 6, EOS_ID, 7, 7], [4, EOS_ID, 7, 7, 7]])
-    hyps = search.greedy_search(step_fn, {"t": tf.constant(0)}, [10, 10])
-    ids, lengths, scores = hyps.ids[:, 0], hyps.lengths[:, 0], hyps.scores[:, 0]
-    np.testing.assert_array_equal(ids, [[5, 6, EOS_ID], [4, EOS_ID, PAD_ID]])
-    np.testing.assert_array_equal(lengths, [2, 1])
-    expected = np.log(np.exp(3.0) / (np.exp(3.0) + VOCAB - 1))
-    np.testing.assert_allclose(scores, [3 * expected, 2 * expected], rtol=1e-5)
-
-
-def test_respects_per_sentence_max_length():
-    step_fn = scripted_step([[5] * 9, [6] * 9])
-    hyps = search.greedy_search(step_fn, {"t": tf.constant(0)}, [3, 5])
-    ids, lengths = hyps.ids[:, 0], hyps.lengths[:, 0]
-    np.testing.assert_array_equal(lengths, [3, 5])
-    np.testing.assert_array_equal(ids, [[5, 5, 5, PAD_ID, PAD_ID], [6, 6, 6, 6, 6]])
-
-
-def test_max_target_lengths_formula():
-    got = search.max_target_lengths(tf.constant([1, 4, 100]), ratio=1.5, offset=2, cap=50)
-    np.testing.assert_array_equal(got, [4, 8, 50])
-
-
-def test_greedy_is_padding_invariant_with_a_model():
-    model = Seq2Seq(30, 8, 1, 8, 1, 16, 16, bridge="copy")
-    alone = tf.constant([[5, 9, 7, 3]])
-    batch = tf.constant([[5, 9, 7, 3, 0, 0], [4, 5, 6, 7, 8, 3]])
-    for search_fn in (search.greedy_search, lambda *a: search.beam_search(*a, 3, 0.6, 0.2, 3)):
-        a = search_fn(model.step, model.initial_state(alone), [6])
-        b = search_fn(model.step, model.initial_state(batch), [6, 6])
-        np.testing.assert_array_equal(a.lengths[0], b.lengths[0])
-        for k in range(a.ids.shape[1]):
-            n = int(a.lengths[0, k])
-            np.testing.assert_array_equal(a.ids[0, k, :n], b.ids[0, k, :n])
-        np.testing.assert_allclose(a.scores[0], b.scores[0], atol=1e-4)
+def _model(vocab=30, bridge="zeros"):
+    return make_seq2seq(
+        vocab,
+        embedding_dim=8,
+        encoder_layers=1,
+        encoder_units=8,
+        decoder_layers=1,
+        decoder_units=16,
+        attention_units=16,
+        bridge=bridge,
+    )
 
 
 def _random_model(vocab=30, seed=0):
     import keras
 
     keras.utils.set_random_seed(seed)
-    return Seq2Seq(vocab, 8, 1, 8, 1, 16, 16, bridge="zeros")
+    return _model(vocab)
+
+
+def _coverage(model, source):
+    """The beam_search arguments the coverage penalty reads."""
+    return {"alignment_fn": model.alignment, "source_mask": tf.not_equal(source, PAD_ID)}
 
 
 SOURCES = tf.constant([[5, 9, 7, 3, 0, 0], [4, 5, 6, 7, 8, 3], [6, 3, 0, 0, 0, 0]])
 
 
+def test_beam_is_padding_invariant_with_a_model():
+    model = _model(bridge="copy")
+    alone = tf.constant([[5, 9, 7, 3]])
+    batch = tf.constant([[5, 9, 7, 3, 0, 0], [4, 5, 6, 7, 8, 3]])
+    a = search.beam_search(
+        model.step, model.initial_state(alone), [6], 3, 0.6, 0.2, 3,
+        **_coverage(model, alone), **IDS,
+    )  # fmt: skip
+    b = search.beam_search(
+        model.step, model.initial_state(batch), [6, 6], 3, 0.6, 0.2, 3,
+        **_coverage(model, batch), **IDS,
+    )  # fmt: skip
+    np.testing.assert_array_equal(a.lengths[0], b.lengths[0])
+    for k in range(a.ids.shape[1]):
+        n = int(a.lengths[0, k])
+        np.testing.assert_array_equal(a.ids[0, k, :n], b.ids[0, k, :n])
+    np.testing.assert_allclose(a.scores[0], b.scores[0], atol=1e-4)
+
+
 def test_beam_width_one_is_greedy():
     model = _random_model()
     state = model.initial_state(SOURCES)
-    greedy = search.greedy_search(model.step, state, [7, 7, 7])
-    beam = search.beam_search(model.step, state, [7, 7, 7], beam_size=1)
+    greedy = search.greedy_search(model.step, state, [7, 7, 7], **IDS)
+    beam = search.beam_search(model.step, state, [7, 7, 7], beam_size=1, **IDS)
     np.testing.assert_array_equal(greedy.lengths, beam.lengths)
     for b in range(3):
         n = int(greedy.lengths[b, 0]) + 1
@@ -88,7 +78,7 @@ def _exhaustive(model, source, max_len, alpha):
     results = []
 
     def extend(prefix, state, log_prob):
-        logits, new_state = model.step(tf.constant([prefix[-1] if prefix else 2]), state)
+        logits, new_state = model.step(tf.constant([prefix[-1] if prefix else BOS_ID]), state)
         log_probs = tf.nn.log_softmax(logits)[0].numpy()
         for token in range(vocab):
             total = log_prob + float(log_probs[token])
@@ -108,7 +98,9 @@ def test_wide_beam_finds_the_exhaustive_best_and_nbest_is_sorted_and_distinct():
     source = tf.constant([[4, 5, 3]])
     for alpha in (0.0, 1.0):
         expected = _exhaustive(model, source, 3, alpha)
-        beam = search.beam_search(model.step, model.initial_state(source), [3], 40, alpha, n_best=5)
+        beam = search.beam_search(
+            model.step, model.initial_state(source), [3], 40, alpha, n_best=5, **IDS
+        )
         np.testing.assert_allclose(beam.scores[0].numpy(), [s for s, _ in expected[:5]], atol=1e-5)
         best_seq = expected[0][1]
         np.testing.assert_array_equal(beam.ids[0, 0, : len(best_seq)], best_seq)
@@ -118,14 +110,17 @@ def test_wide_beam_finds_the_exhaustive_best_and_nbest_is_sorted_and_distinct():
         assert len(hyps) == 5 or len({tuple(seq) for _, seq in expected[:5]}) < 5
 
 
-def test_finished_hypotheses_never_grow():
-    # Sentence 0 prefers EOS at once; it must stay a 0-piece hypothesis with that score.
-    step_fn = scripted_step([[EOS_ID, 5, 5, 5], [5, 6, EOS_ID, 5]])
-    beam = search.beam_search(
-        step_fn_with_state(step_fn), {"t": tf.zeros([2], tf.int32)}, [4, 4], 2
-    )
-    assert int(beam.lengths[0, 0]) == 0 and int(beam.lengths[1, 0]) == 2
-    np.testing.assert_array_equal(beam.ids[1, 0, :3], [5, 6, EOS_ID])
+def scripted_step(script):
+    """A step function that emits script[b][t] with probability ~1 at step t."""
+    script = tf.constant(script, tf.int32)  # batch x steps
+
+    def step_fn(ids, state):
+        t = state["t"]
+        column = tf.gather(script, tf.minimum(t, script.shape[1] - 1), axis=1)
+        logits = tf.one_hot(column, VOCAB) * 3.0
+        return logits, {"t": t + 1}
+
+    return step_fn
 
 
 def step_fn_with_state(step_fn):
@@ -139,94 +134,217 @@ def step_fn_with_state(step_fn):
     return adapted
 
 
-def test_penalties_match_numpy_on_hand_cases():
-    lengths = np.array([1, 5, 10])
-    for alpha in (0.0, 0.6, 1.0):
-        np.testing.assert_allclose(
-            search.length_penalty(lengths, alpha), ((5 + lengths) / 6) ** alpha, rtol=1e-6
-        )
-    coverage = np.array([[0.5, 1.7, 0.0, 0.9], [1.0, 1.0, 1.0, 0.2]], np.float32)
-    mask = np.array([[True, True, False, True], [True, True, True, True]])
-    expected = 0.2 * np.array(
-        [np.log(0.5) + np.log(1.0) + np.log(0.9), 3 * np.log(1.0) + np.log(0.2)]
+def test_finished_hypotheses_never_grow():
+    # Sentence 0 prefers EOS at once; it must stay a 0-piece hypothesis with that score.
+    step_fn = scripted_step([[EOS_ID, 5, 5, 5], [5, 6, EOS_ID, 5]])
+    beam = search.beam_search(
+        step_fn_with_state(step_fn), {"t": tf.zeros([2], tf.int32)}, [4, 4], 2, **IDS
     )
-    np.testing.assert_allclose(search.coverage_penalty(coverage, mask, 0.2), expected, rtol=1e-5)
+    assert int(beam.lengths[0, 0]) == 0 and int(beam.lengths[1, 0]) == 2
+    np.testing.assert_array_equal(beam.ids[1, 0, :3], [5, 6, EOS_ID])
+
+
+# --- Coverage penalty: read through alignment_fn and source_mask only. -------------------
+
+_LOGITS = np.full((VOCAB, VOCAB), -30.0)
+_LOGITS[BOS_ID, 5], _LOGITS[BOS_ID, 6] = 0.2, 0.0  # first piece: 5 a little likelier than 6
+_LOGITS[5:7, EOS_ID] = 0.0  # then the end, almost surely
+# Attention over 3 source positions at the step fed each id (the third is padding in row 0).
+_ALIGN = np.zeros((VOCAB, 3))
+_ALIGN[BOS_ID] = [0.5, 0.5, 0.2]
+_ALIGN[5] = [0.5, 0.0, 0.8]  # [5, EOS] covers [1.0, 0.5, 1.0]
+_ALIGN[6] = [0.5, 0.5, 0.0]  # [6, EOS] covers [1.0, 1.0, 0.2]
+_MASK = tf.constant([[True, True, False], [True, True, True]])
+
+
+def _attending_step(ids, state):
+    """logits from the fed id; the state keeps its attention under a name search can't know."""
+    logits = tf.gather(tf.constant(_LOGITS, tf.float32), ids)
+    return logits, {"attn": tf.gather(tf.constant(_ALIGN, tf.float32), ids)}
+
+
+def _coverage_by_hand(beta):
+    """Per row: {hypothesis: log p / 1 + beta * sum over real positions log min(coverage, 1)}."""
+    log_p = _LOGITS - np.log(np.exp(_LOGITS).sum(-1, keepdims=True))
+    expected = []
+    for mask in _MASK.numpy():
+        row = {}
+        for first in (5, 6):
+            coverage = _ALIGN[BOS_ID] + _ALIGN[first]
+            penalty = beta * np.sum(np.log(np.minimum(coverage, 1.0))[mask])
+            row[(first, EOS_ID)] = log_p[BOS_ID, first] + log_p[first, EOS_ID] + penalty
+        expected.append(row)
+    return expected
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+def test_coverage_penalty_ranks_as_computed_by_hand(beta):
+    state = {"attn": tf.zeros([2, 3])}
+    beam = search.beam_search(
+        _attending_step, state, [3, 3], 2, 0.0, beta, n_best=2,
+        alignment_fn=lambda s: s["attn"], source_mask=_MASK, **IDS,
+    )  # fmt: skip
+    for b, expected in enumerate(_coverage_by_hand(beta)):
+        ranked = sorted(expected, key=lambda h: -expected[h])
+        got = [tuple(beam.ids[b, k, :2].numpy()) for k in range(2)]
+        assert got == ranked, f"row {b}"
+        np.testing.assert_allclose(beam.scores[b], [expected[h] for h in ranked], atol=1e-5)
+        np.testing.assert_array_equal(beam.lengths[b], [1, 1])
+    winners = [tuple(beam.ids[b, 0, :2].numpy()) for b in range(2)]
+    # Without the penalty 5 wins everywhere; with it, row 0 (the 0.2-covered position is
+    # padding) prefers 6, which covers its real source, and row 1 keeps 5.
+    assert winners == ([(5, EOS_ID)] * 2 if beta == 0 else [(6, EOS_ID), (5, EOS_ID)])
+
+
+def test_coverage_penalty_needs_alignment_fn_and_source_mask():
+    state = {"attn": tf.zeros([2, 3])}
+    with pytest.raises(ValueError, match="alignment_fn and source_mask"):
+        search.beam_search(_attending_step, state, [3, 3], 2, 0.0, 0.5, **IDS)
+    with pytest.raises(ValueError, match="alignment_fn and source_mask"):
+        search.beam_search(
+            _attending_step, state, [3, 3], 2, 0.0, 0.5, alignment_fn=lambda s: s["attn"], **IDS
+        )
 
 
 def test_coverage_penalty_changes_ranking_only_through_attention():
     model = _random_model(seed=5)
     state = model.initial_state(SOURCES)
-    plain = search.beam_search(model.step, state, [6, 6, 6], 3, 0.0, 0.0)
-    covered = search.beam_search(model.step, state, [6, 6, 6], 3, 0.0, 0.5)
+    plain = search.beam_search(model.step, state, [6, 6, 6], 3, 0.0, 0.0, **IDS)
+    covered = search.beam_search(
+        model.step, state, [6, 6, 6], 3, 0.0, 0.5, **_coverage(model, SOURCES), **IDS
+    )
     assert np.all(covered.scores.numpy() <= plain.scores.numpy() + 1e-5)  # penalty <= 0
 
 
-def test_low_temperature_sampling_is_greedy_and_seeds_reproduce():
-    model = _random_model(seed=1)
-    state = model.initial_state(SOURCES)
-    greedy = search.greedy_search(model.step, state, [8, 8, 8])
-    cold = search.sample_search(model.step, state, [8, 8, 8], temperature=1e-7, seed=3)
-    np.testing.assert_array_equal(greedy.ids, cold.ids)
-    np.testing.assert_allclose(greedy.log_probs, cold.log_probs, atol=1e-5)
-    a = search.sample_search(model.step, state, [8, 8, 8], temperature=1.5, seed=11)
-    again = search.sample_search(model.step, state, [8, 8, 8], temperature=1.5, seed=11)
-    np.testing.assert_array_equal(a.ids, again.ids)
-    others = [
-        search.sample_search(model.step, state, [8, 8, 8], temperature=1.5, seed=s).ids.numpy()
-        for s in (12, 13, 14)
-    ]
-    assert any(o.shape != a.ids.shape or np.any(o != a.ids.numpy()) for o in others)
+# --- Prompts and state layouts. ----------------------------------------------------------
 
 
-def test_top_k_one_is_greedy_and_top_p_keeps_the_nucleus():
-    model = _random_model(seed=2)
-    state = model.initial_state(SOURCES)
-    greedy = search.greedy_search(model.step, state, [8, 8, 8])
-    top1 = search.sample_search(model.step, state, [8, 8, 8], top_k=1, seed=9)
-    np.testing.assert_array_equal(greedy.ids, top1.ids)
-    tiny_p = search.sample_search(model.step, state, [8, 8, 8], top_p=1e-6, seed=9)
-    np.testing.assert_array_equal(greedy.ids, tiny_p.ids)
+def table_step(table):
+    """logits = table[t, previous id], t counted per row (beam search tiles it)."""
+    table = tf.constant(table, tf.float32)  # steps x vocab x vocab
+
+    def step_fn(ids, state):
+        t = tf.minimum(state["t"], table.shape[0] - 1)
+        return tf.gather_nd(table, tf.stack([t, ids], axis=1)), {"t": state["t"] + 1}
+
+    return step_fn
 
 
-def test_searches_compile_with_xla_and_agree():
+def _table(seed=0, steps=12):
+    table = np.random.default_rng(seed).normal(size=(steps, VOCAB, VOCAB)) * 2.0
+    table[..., PAD_ID] -= 20.0  # never chosen
+    table[:, :, EOS_ID] += np.linspace(-3.0, 3.0, steps)[:, None]  # ends grow likelier
+    return table
+
+
+PROMPT = tf.constant([[5, 6, 7], [4, 0, 0], [0, 0, 0], [7, 7, 0]])  # right-padded, one empty
+BUDGET = [4, 5, 3, 6]
+
+
+def test_beam_one_with_a_prompt_is_greedy_with_that_prompt():
+    for seed in range(3):
+        step_fn, state = table_step(_table(seed)), {"t": tf.zeros([4], tf.int32)}
+        greedy = search.greedy_search(step_fn, state, BUDGET, prompt=PROMPT, **IDS)
+        beam = search.beam_search(step_fn, state, BUDGET, 1, prompt=PROMPT, **IDS)
+        np.testing.assert_array_equal(greedy.lengths, beam.lengths)
+        for b in range(4):
+            n = min(int(greedy.lengths[b, 0]) + 1, greedy.ids.shape[-1])
+            np.testing.assert_array_equal(beam.ids[b, 0, :n], greedy.ids[b, 0, :n])
+        np.testing.assert_allclose(beam.log_probs, greedy.log_probs, atol=1e-5)
+        np.testing.assert_allclose(beam.scores, greedy.scores, atol=1e-5)  # alpha 0: log p
+
+
+def test_every_beam_hypothesis_starts_with_its_prompt_and_the_penalty_skips_it():
+    step_fn, state = table_step(_table(4)), {"t": tf.zeros([4], tf.int32)}
+    alpha = 1.0
+    beam = search.beam_search(step_fn, state, BUDGET, 4, alpha, n_best=3, prompt=PROMPT, **IDS)
+    prompted = np.sum(PROMPT.numpy() != PAD_ID, axis=1)
+    for b in range(4):
+        for k in range(3):
+            ids = beam.ids[b, k].numpy()
+            np.testing.assert_array_equal(ids[: prompted[b]], PROMPT[b, : prompted[b]])
+            length = int(beam.lengths[b, k])
+            produced = length - prompted[b] + int(ids[length] == EOS_ID if length < len(ids) else 0)
+            assert 1 <= produced <= BUDGET[b]
+            expected = beam.log_probs[b, k] / ((5.0 + produced) / 6.0) ** alpha
+            np.testing.assert_allclose(beam.scores[b, k], expected, rtol=1e-5)
+
+
+def history_step(table, as_tuple):
+    """logits = table[t, previous id] - 2 * (a per-row start + how often each token was
+    fed): the state carries history, as a plain nested tuple or as a dict."""
+    step = table_step(table)
+
+    def step_fn(ids, state):
+        t, (seen,) = state if as_tuple else (state["t"], (state["seen"],))
+        logits, _ = step(ids, {"t": t})
+        seen = seen + tf.one_hot(ids, VOCAB)
+        logits -= 2.0 * seen
+        return logits, (t + 1, (seen,)) if as_tuple else {"t": t + 1, "seen": seen}
+
+    return step_fn
+
+
+def test_beam_takes_a_plain_tuple_state():
+    table = _table(seed=2)
+    t = tf.zeros([4], tf.int32)
+    seen = tf.constant(np.random.default_rng(9).uniform(0, 2, (4, VOCAB)), tf.float32)
+    tuple_step, as_tuple = history_step(table, True), (t, (seen,))
+    dict_step, as_dict = history_step(table, False), {"t": t, "seen": seen}
+    for width, prompt in ((3, None), (3, PROMPT), (1, None)):
+        got = search.beam_search(
+            tuple_step, as_tuple, BUDGET, width, 0.6, n_best=width, beam_invariant=(),
+            prompt=prompt, **IDS,
+        )  # fmt: skip
+        expected = search.beam_search(
+            dict_step, as_dict, BUDGET, width, 0.6, n_best=width, prompt=prompt, **IDS
+        )
+        np.testing.assert_array_equal(got.ids, expected.ids)
+        np.testing.assert_array_equal(got.lengths, expected.lengths)
+        np.testing.assert_allclose(got.scores, expected.scores, rtol=1e-6)
+    greedy = search.greedy_search(tuple_step, as_tuple, BUDGET, **IDS)
+    one = search.beam_search(tuple_step, as_tuple, BUDGET, 1, beam_invariant=(), **IDS)
+    np.testing.assert_allclose(one.log_probs, greedy.log_probs, atol=1e-5)
+    np.testing.assert_array_equal(one.lengths, greedy.lengths)
+
+
+# --- Compiled search and beam-invariant state. --------------------------------------------
+
+
+def test_beam_compiles_with_xla_and_agrees():
     model = _random_model(seed=4)
     budget = tf.constant([7, 7, 7])
 
     def run(source):
         state = model.initial_state(source)
-        greedy = search.greedy_search(model.step, state, budget, True, max_steps=7)
-        beam = search.beam_search(model.step, state, budget, 3, 0.6, 0.2, n_best=2, max_steps=7)
-        sample = search.sample_search(model.step, state, budget, 0.7, 5, 0.9, seed=3, max_steps=7)
-        return greedy, beam, sample
+        return search.beam_search(
+            model.step, state, budget, 3, 0.6, 0.2, n_best=2, max_steps=7,
+            **_coverage(model, source), **IDS,
+        )  # fmt: skip
 
-    plain = tf.function(run)(SOURCES)
-    compiled_fn = tf.function(run, jit_compile=True)
-    compiled = compiled_fn(SOURCES)
-    # XLA draws other random numbers than the plain kernels; a seed still reproduces.
-    np.testing.assert_array_equal(compiled[2].ids, compiled_fn(SOURCES)[2].ids)
-    for a, b in zip(plain[:2], compiled[:2]):
-        assert a.ids.shape[-1] == 7 and b.ids.shape[-1] == 7  # static, padded
-        np.testing.assert_array_equal(a.ids, b.ids)
-        np.testing.assert_array_equal(a.lengths, b.lengths)
-        np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
-    np.testing.assert_allclose(plain[0].alignments, compiled[0].alignments, atol=1e-5)
-    # Padding to a static length changes nothing but the shape.
-    dynamic = search.greedy_search(model.step, model.initial_state(SOURCES), budget)
-    steps = dynamic.ids.shape[-1]
-    np.testing.assert_array_equal(plain[0].ids[..., :steps], dynamic.ids)
-    assert np.all(plain[0].ids.numpy()[..., steps:] == PAD_ID)
+    a = tf.function(run)(SOURCES)
+    b = tf.function(run, jit_compile=True)(SOURCES)
+    assert a.ids.shape[-1] == 7 and b.ids.shape[-1] == 7  # static, padded
+    np.testing.assert_array_equal(a.ids, b.ids)
+    np.testing.assert_array_equal(a.lengths, b.lengths)
+    np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
 
 
 def test_beam_invariant_state_is_not_reordered_and_results_are_unchanged():
     model = _random_model(seed=4)
     state = model.initial_state(SOURCES)
-    invariant = model.decoder.BEAM_INVARIANT
+    invariant = model.beam_invariant
+    assert invariant  # an attention model has memory to keep still
     for key in invariant:  # what the decoder calls invariant really is the same every step
-        _, after = model.step(tf.constant([2, 2, 2]), state)
+        _, after = model.step(tf.constant([BOS_ID] * 3), state)
         np.testing.assert_array_equal(after[key], state[key])
-    plain = search.beam_search(model.step, state, [7, 7, 7], 4, 0.6, 0.3, n_best=2)
-    fast = search.beam_search(
-        model.step, state, [7, 7, 7], 4, 0.6, 0.3, n_best=2, beam_invariant=invariant
+    coverage = _coverage(model, SOURCES)
+    plain = search.beam_search(
+        model.step, state, [7, 7, 7], 4, 0.6, 0.3, n_best=2, **coverage, **IDS
     )
+    fast = search.beam_search(
+        model.step, state, [7, 7, 7], 4, 0.6, 0.3, n_best=2, beam_invariant=invariant,
+        **coverage, **IDS,
+    )  # fmt: skip
     np.testing.assert_array_equal(plain.ids, fast.ids)
     np.testing.assert_allclose(plain.scores, fast.scores, rtol=1e-6)

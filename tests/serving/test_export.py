@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from seq2seq_tf import export, search
-from seq2seq_tf.workdir import load_workdir_config
+from seq2seq_tf.serving import export
+from seq2seq_tf.serving.translator import SIGNATURES, VocabularyMismatchError
 
 SENTENCES = [
     "the dog laughs .",
@@ -29,10 +29,8 @@ def exported(trained_workdir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def translator(trained_workdir):
-    config, _ = load_workdir_config(trained_workdir)
-    model, _ = export.restore_model(trained_workdir)
-    spm = os.path.join(trained_workdir, "spm.model")
-    return export.Translator(model, spm, config.decode, config.data.max_src_len)
+    """The in-process twin of what `export` writes (same checkpoint, same defaults)."""
+    return export.serving_module(trained_workdir)[0]
 
 
 def _calls(sentences):
@@ -47,9 +45,6 @@ def _calls(sentences):
     ]
 
 
-_METHODS = {"serving_default": "translate"}
-
-
 def _plain(outputs: dict) -> dict:
     return {
         k: [x.decode() if isinstance(x, bytes) else x for x in v.numpy().ravel().tolist()]
@@ -61,7 +56,7 @@ def test_every_signature_in_a_fresh_process_matches_in_process(translator, expor
     path, _ = exported
     expected = {}
     for name, kwargs in _calls(SENTENCES):
-        method = getattr(translator, _METHODS.get(name, name))
+        method = getattr(translator, SIGNATURES[name])
         expected[name] = _plain(method(**{k: tf.constant(v) for k, v in kwargs.items()}))
     script = textwrap.dedent(
         f"""
@@ -96,34 +91,22 @@ def test_every_signature_in_a_fresh_process_matches_in_process(translator, expor
     assert loaded["serving_default"]["translations"][2] == ""  # the empty source
 
 
-def test_beam_is_greedy_at_width_one_and_never_scores_below_greedy(translator, toy_data):
-    sources = open(toy_data["test_src"], encoding="utf-8").read().splitlines()
-    inputs = tf.constant(sources)
-    _, budget, state = translator._start(inputs)
-    greedy = search.greedy_search(translator.model.step, state, budget)
-    one = search.beam_search(translator.model.step, state, budget, 1)
-    np.testing.assert_allclose(one.log_probs, greedy.log_probs, atol=1e-5)
-    beam = search.beam_search(translator.model.step, state, budget, 5)
-    worse = np.sum(beam.log_probs.numpy() < greedy.log_probs.numpy() - 1e-4)
-    assert worse == 0, f"beam scored below greedy on {worse} of {len(sources)} sentences"
-
-
-def test_score_of_greedy_output_equals_greedy_score(translator, toy_data):
-    sources = open(toy_data["test_src"], encoding="utf-8").read().splitlines()[:50]
-    inputs = tf.constant(sources)
-    _, budget, state = translator._start(inputs)
-    greedy = search.greedy_search(translator.model.step, state, budget)
-    texts = translator.decode_ids(greedy.ids, greedy.lengths)[:, 0]
-    scored = translator.score(inputs, texts)["scores"].numpy()
-    retokenized = translator.tokenizer.tokenize(texts).to_list()
-    same = [
-        i
-        for i, pieces in enumerate(retokenized)
-        if pieces == greedy.ids[i, 0, : int(greedy.lengths[i, 0])].numpy().tolist()
-        and int(greedy.lengths[i, 0]) < int(budget[i])  # ended with EOS, not cut
-    ]
-    assert len(same) >= 25  # re-tokenizing the detokenized text usually gives the same pieces
-    np.testing.assert_allclose(scored[same], greedy.log_probs.numpy()[same, 0], atol=1e-4)
+def test_signature_functions_and_the_saved_model_signatures_agree(translator, loaded):
+    in_process = translator.signature_functions()
+    assert set(in_process) == set(loaded.signatures) == set(SIGNATURES)
+    for name, kwargs in _calls(SENTENCES):
+        tensors = {k: tf.constant(v) for k, v in kwargs.items()}
+        ours = _plain(in_process[name](**tensors))
+        theirs = _plain(loaded.signatures[name](**tensors))
+        assert set(ours) == set(theirs), name
+        for key, values in ours.items():
+            if values and isinstance(values[0], float):
+                np.testing.assert_allclose(theirs[key], values, atol=1e-4, err_msg=f"{name}/{key}")
+            else:
+                assert theirs[key] == values, f"{name}/{key}"
+    translations = _plain(loaded.signatures["serving_default"](inputs=tf.constant(SENTENCES)))
+    assert len(translations["translations"]) == len(SENTENCES)
+    assert any(translations["translations"])  # something was translated, not all blank
 
 
 def test_saved_model_cli_shows_the_signature(exported):
@@ -160,19 +143,19 @@ def test_empty_and_overlong_inputs_translate_without_error(exported):
 
 
 def test_export_refuses_a_mismatched_vocabulary(trained_workdir, toy_data, tmp_path):
-    from seq2seq_tf import tokenizer
+    from seq2seq_tf.data import vocab
 
-    other = tokenizer.train_sentencepiece(
+    other = vocab.train_sentencepiece(
         [toy_data["train_src"], toy_data["train_tgt"]], str(tmp_path / "small"), 200, "bpe"
     )
-    with pytest.raises(export.VocabularyMismatchError, match=r"small\.model has \d+ pieces"):
+    with pytest.raises(VocabularyMismatchError, match=r"small\.model has \d+ pieces"):
         export.export(trained_workdir, str(tmp_path / "out"), spm_model=other)
 
 
 def test_non_default_combination_exports_and_runs_in_a_fresh_process(toy_data, tmp_path):
     from support import tiny_config
 
-    from seq2seq_tf.train import train_and_evaluate
+    from seq2seq_tf.training.loop import train_and_evaluate
 
     config = tiny_config(toy_data, num_steps=10, checkpoint_every=10)
     config.model.encoder_layers = config.model.decoder_layers = 2
@@ -182,10 +165,7 @@ def test_non_default_combination_exports_and_runs_in_a_fresh_process(toy_data, t
     config.model.bridge = "dense"
     train_and_evaluate(config, str(tmp_path / "run"))
     path = export.export(str(tmp_path / "run"), str(tmp_path / "export"))
-    model, _ = export.restore_model(str(tmp_path / "run"))
-    translator = export.Translator(
-        model, str(tmp_path / "run" / "spm.model"), config.decode, config.data.max_src_len
-    )
+    translator, _ = export.serving_module(str(tmp_path / "run"))
     expected = [
         t.decode() for t in translator.translate(tf.constant(SENTENCES))["translations"].numpy()
     ]

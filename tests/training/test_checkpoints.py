@@ -1,25 +1,144 @@
-"""Checkpoint averaging: the averaged weights are the mean of the last checkpoints."""
+"""Checkpoints: restore the newest good one, name a failed write, pick best else latest,
+restore a workdir's model, average the last few."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
-from support import tiny_config
+import pytest
+import tensorflow as tf
+from support import ROOT, tiny_config
 
-from seq2seq_tf import average_checkpoints, export, train
+from seq2seq_tf import workdir
+from seq2seq_tf.models import build_model
+from seq2seq_tf.training import checkpoints, loop
+from seq2seq_tf.training.checkpoints import TrainingError
+
+
+def _numbered_checkpoints(directory: str, values, size: int = 1000):
+    """A manager's checkpoints of one `size`-vector, the k-th filled with values[k]."""
+    variable = tf.Variable(tf.zeros([size]))
+    manager = tf.train.CheckpointManager(
+        tf.train.Checkpoint(v=variable), directory, max_to_keep=None
+    )
+    paths = []
+    for number, value in enumerate(values, start=1):
+        variable.assign(tf.fill([size], float(value)))
+        paths.append(manager.save(checkpoint_number=number))
+    return paths
+
+
+def _truncate(path: str) -> None:
+    data_file = path + ".data-00000-of-00001"
+    with open(data_file, "r+b") as f:  # a write cut short by a crash
+        f.truncate(os.path.getsize(data_file) // 3)
+
+
+def test_restore_newest_good_skips_unreadable_checkpoints(tmp_path, caplog):
+    caplog.set_level("INFO", logger="absl")
+    paths = _numbered_checkpoints(str(tmp_path), [1.0, 2.0, 3.0])
+    _truncate(paths[2])
+    variable = tf.Variable(tf.zeros([1000]))
+    restored = checkpoints.restore_newest_good(tf.train.Checkpoint(v=variable), paths)
+    assert restored == paths[1]
+    np.testing.assert_array_equal(variable.numpy(), 2.0)
+    assert "ckpt-3 is unreadable" in caplog.text
+    assert "ckpt-2 is unreadable" not in caplog.text  # it stops at the first good one
+    for path in paths:
+        _truncate(path)
+    with pytest.raises(TrainingError, match="none of the checkpoints .* can be restored"):
+        checkpoints.restore_newest_good(tf.train.Checkpoint(v=variable), paths)
+
+
+def test_save_checkpoint_names_the_directory_and_the_last_good_save(tmp_path):
+    directory = str(tmp_path / "ckpts")
+    manager = tf.train.CheckpointManager(
+        tf.train.Checkpoint(v=tf.Variable(1.0)), directory, max_to_keep=3
+    )
+    assert checkpoints.save_checkpoint(manager, 1).endswith("ckpt-1")
+    (tmp_path / "ckpts" / "ckpt-2_temp").write_text("in the way")
+    with pytest.raises(TrainingError, match="could not write the step 2 checkpoint") as err:
+        checkpoints.save_checkpoint(manager, 2)
+    assert directory in str(err.value)
+    assert str(err.value).endswith(f"resumes from {manager.latest_checkpoint}")
+    assert manager.latest_checkpoint.endswith("ckpt-1")
+
+
+def test_default_checkpoint_is_the_best_else_the_latest_and_restore_model_reads_it(
+    toy_data, tmp_path
+):
+    run = str(tmp_path)
+    config = tiny_config(toy_data)
+    vocab_size = workdir.prepare_workdir(config, run)
+    assert checkpoints.default_checkpoint(run) is None
+    with pytest.raises(FileNotFoundError, match="no checkpoint in"):
+        checkpoints.restore_model(run)
+
+    def save(directory, name, number):
+        model = build_model(config.model, vocab_size)
+        manager = tf.train.CheckpointManager(
+            tf.train.Checkpoint(model=model),
+            os.path.join(run, directory),
+            max_to_keep=2,
+            checkpoint_name=name,
+        )
+        return model, manager.save(checkpoint_number=number)
+
+    _, latest = save(workdir.CHECKPOINT_DIR, "ckpt", 30)
+    assert checkpoints.default_checkpoint(run) == latest
+    best_model, best = save(workdir.BEST_DIR, "best", 10)
+    assert checkpoints.default_checkpoint(run) == best  # best beats a newer latest
+    model, path = checkpoints.restore_model(run)
+    assert path == best
+    assert len(model.weights) == len(best_model.weights) > 10
+    for got, want in zip(model.weights, best_model.weights):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    _, path = checkpoints.restore_model(run, latest)  # an explicit checkpoint wins
+    assert path == latest
+
+
+def test_corrupt_newest_checkpoint_falls_back_to_the_previous(toy_data, tmp_path, caplog):
+    caplog.set_level("INFO", logger="absl")
+    loop.train_and_evaluate(tiny_config(toy_data, num_steps=40), str(tmp_path))
+    _truncate(tf.train.latest_checkpoint(str(tmp_path / "checkpoints")))
+    result = loop.train_and_evaluate(tiny_config(toy_data, num_steps=60), str(tmp_path))
+    assert result["step"] == 60
+    assert "ckpt-40 is unreadable" in caplog.text
+    assert "resumed from" in caplog.text and "ckpt-20 at step 20" in caplog.text
+
+
+def test_a_failing_checkpoint_write_names_the_path_and_a_rerun_resumes_the_last_good(
+    toy_data, tmp_path
+):
+    run = tmp_path / "run"
+    loop.train_and_evaluate(tiny_config(toy_data, num_steps=10, checkpoint_every=10), str(run))
+    # The next save cannot create its temporary directory (as on a full or read-only disk).
+    (run / "checkpoints" / "ckpt-20_temp").write_text("in the way")
+    config = tiny_config(toy_data, num_steps=20, checkpoint_every=10)
+    with pytest.raises(TrainingError, match="could not write the step 20 checkpoint") as err:
+        loop.train_and_evaluate(config, str(run))
+    assert str(run / "checkpoints") in str(err.value) and "ckpt-10" in str(err.value)
+    assert tf.train.latest_checkpoint(str(run / "checkpoints")).endswith("ckpt-10")
+    (run / "checkpoints" / "ckpt-20_temp").unlink()
+    result = loop.train_and_evaluate(config, str(run))
+    assert result["step"] == 20
 
 
 def test_averaged_weights_equal_the_mean_of_the_last_checkpoints(toy_data, tmp_path):
+    from seq2seq_tf.serving import export
+
     config = tiny_config(toy_data, num_steps=30, checkpoint_every=10)
-    train.train_and_evaluate(config, str(tmp_path))
-    paths = average_checkpoints.last_checkpoints(str(tmp_path), 2)
+    loop.train_and_evaluate(config, str(tmp_path))
+    paths = checkpoints.last_checkpoints(str(tmp_path), 2)
     assert [p.rsplit("-", 1)[-1] for p in paths] == ["20", "30"]
-    averaged = average_checkpoints.average_checkpoints(str(tmp_path), 2)
-    assert averaged == os.path.join(str(tmp_path), "averaged", "averaged-30")
+    averaged = checkpoints.average_checkpoints(str(tmp_path), 2)
+    assert averaged == os.path.join(str(tmp_path), checkpoints.AVERAGED_DIR, "averaged-30")
 
     # Training checkpoints name variables by their first path (often through the
     # optimizer), so weights are compared through restored models, not by key.
     def weights(path):
-        model, _ = export.restore_model(str(tmp_path), path)
+        model, _ = checkpoints.restore_model(str(tmp_path), path)
         return [w.numpy() for w in model.weights]
 
     runs = [weights(p) for p in paths]
@@ -31,3 +150,14 @@ def test_averaged_weights_equal_the_mean_of_the_last_checkpoints(toy_data, tmp_p
     # Export takes it like any checkpoint.
     path = export.export(str(tmp_path), str(tmp_path / "export"), checkpoint=averaged)
     assert path.endswith("/30")
+    # The command line writes the same average where --output_dir says.
+    out = tmp_path / "cli"
+    done = subprocess.run(
+        [sys.executable, "-m", "seq2seq_tf.average_checkpoints", f"--workdir={tmp_path}",
+         "--last=2", f"--output_dir={out}"],
+        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"averaged checkpoint: {out / 'averaged-30'}" in done.stdout
+    for got, want in zip(weights(str(out / "averaged-30")), result):
+        np.testing.assert_array_equal(got, want)

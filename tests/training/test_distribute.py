@@ -18,9 +18,9 @@ import pytest
 import tensorflow as tf
 from support import tiny_config
 
-from seq2seq_tf import distribute
+from seq2seq_tf.training import distribute
 
-TESTS = str(pathlib.Path(__file__).parent)
+TESTS = str(pathlib.Path(__file__).parents[1])  # where support.py is
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
@@ -51,8 +51,9 @@ tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
 sys.path.insert(0, {tests!r})
 from support import tiny_config
-from seq2seq_tf import distribute, train, workdir
+from seq2seq_tf import workdir
 from seq2seq_tf.models import build_model
+from seq2seq_tf.training import distribute, loop
 
 out = {{}}
 for name in ("default", "mirrored"):
@@ -61,7 +62,7 @@ for name in ("default", "mirrored"):
     for steps in (1, 4):  # one step for exact moments, then resume to 4 for the loss
         config = tiny_config({toy!r}, num_steps=steps, log_every=1, checkpoint_every=1)
         config.train.strategy = name
-        losses.append(train.train_and_evaluate(config, run)["loss"])
+        losses.append(loop.train_and_evaluate(config, run)["loss"])
         if steps == 1:
             model = build_model(config.model, workdir.load_workdir_config(run)[1])
             path = tf.train.latest_checkpoint(run + "/checkpoints")
@@ -98,7 +99,7 @@ def test_mirrored_strategy_on_two_cpu_devices_equals_one_device(toy_data, tmp_pa
         assert a["path"] == b["path"]
         np.testing.assert_allclose(a["m"], b["m"], rtol=1e-4, atol=1e-9, err_msg=a["path"])
         if "embedding" in a["path"]:
-            continue  # Keras's sparse Adam: v differs on one device (see train.py)
+            continue  # Keras's sparse Adam: v differs on one device (see training/loop.py)
         np.testing.assert_allclose(a["v"], b["v"], rtol=1e-4, atol=1e-12, err_msg=a["path"])
         np.testing.assert_allclose(a["weight"], b["weight"], rtol=1e-5, atol=1e-6)
     # Four steps later the runs still agree closely.
@@ -111,10 +112,10 @@ sys.path.insert(0, {tests!r})
 from absl import logging
 logging.set_verbosity("info")
 from support import tiny_config
-from seq2seq_tf import train
+from seq2seq_tf.training import loop
 config = tiny_config({toy!r}, num_steps={steps}, log_every=2, checkpoint_every=3)
 config.train.strategy = "multi_worker"
-result = train.train_and_evaluate(config, {workdir!r})
+result = loop.train_and_evaluate(config, {workdir!r})
 print("RESULT" + json.dumps({{"step": result["step"], "loss": result["loss"]}}))
 """
 
