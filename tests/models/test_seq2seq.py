@@ -1,4 +1,4 @@
-"""Seq2Seq assembly: bridges, the loss, checkpoint round trip."""
+"""Seq2Seq assembly: bridges, teacher forcing on real tokens, checkpoint and config round trips."""
 
 import itertools
 
@@ -6,87 +6,82 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from support import make_seq2seq
 
-from seq2seq_tf import data, tokenizer
+from seq2seq_tf.data import parallel, vocab
+from seq2seq_tf.decoders.rnn import PLACEMENTS, RNNDecoder
+from seq2seq_tf.encoders.text import BidirectionalEncoder
 from seq2seq_tf.layers.attention import ATTENTION_TYPES
-from seq2seq_tf.decoders.rnn import PLACEMENTS
-from seq2seq_tf.model import Seq2Seq, sequence_loss, token_cross_entropy
+from seq2seq_tf.layers.bridges import BRIDGE_TYPES, CopyBridge, DenseBridge, ZerosBridge
+from seq2seq_tf.models import Seq2Seq
+from seq2seq_tf.training.losses import sequence_loss, token_cross_entropy
 
 SOURCE = tf.constant([[5, 6, 7, 3, 0], [4, 5, 6, 7, 3]])
 TARGET_IN = tf.constant([[2, 9, 10, 11], [2, 12, 13, 0]])
 
 
+def _model(**fields):
+    """The old `Seq2Seq(40, 8, 2, 6, 2, 12, 10, ...)`."""
+    sizes = dict(
+        embedding_dim=8,
+        encoder_layers=2,
+        encoder_units=6,
+        decoder_layers=2,
+        decoder_units=12,
+        attention_units=10,
+    )
+    return make_seq2seq(40, **{**sizes, **fields})
+
+
+BRIDGE_CLASSES = dict(zeros=ZerosBridge, copy=CopyBridge, dense=DenseBridge, mean=DenseBridge)
+
+
 @pytest.mark.parametrize(
-    "bridge,enc_units,dec_units", [("zeros", 6, 10), ("copy", 5, 10), ("dense", 6, 10)]
+    "bridge,enc_units,dec_units",
+    [("zeros", 6, 10), ("copy", 5, 10), ("dense", 6, 10), ("mean", 6, 10)],
 )
 def test_bridges_build_and_run(bridge, enc_units, dec_units):
-    model = Seq2Seq(40, 8, 2, enc_units, 2, dec_units, 12, bridge=bridge)
+    assert set(BRIDGE_CLASSES) == set(BRIDGE_TYPES)
+    model = _model(encoder_units=enc_units, decoder_units=dec_units, attention_units=12,
+                   bridge=bridge)  # fmt: skip
+    assert type(model.bridge) is BRIDGE_CLASSES[bridge]
+    assert isinstance(model.encoder, BidirectionalEncoder)
+    assert isinstance(model.decoder, RNNDecoder)
     assert model((SOURCE, TARGET_IN)).shape == (2, 4, 40)
     state = model.initial_state(SOURCE)
+    shapes = [[tuple(s.shape) for s in layer] for layer in state["cells"]]
+    assert shapes == [[(2, dec_units)] * 2] * 2  # 2 LSTM layers: (h, c)
     if bridge == "zeros":
         assert np.all(state["cells"][0][0].numpy() == 0)
     else:
         assert np.any(state["cells"][0][0].numpy() != 0)
+    if bridge == "copy":  # the encoder's final states as they are
+        memory = model.encoder(SOURCE)
+        for layer, want in zip(state["cells"], memory.final_states):
+            for a, b in zip(layer, want):
+                np.testing.assert_array_equal(a, b)
+    if bridge in ("dense", "mean"):
+        memory_width = 2 * enc_units
+        width = memory_width if bridge == "mean" else 2 * 2 * memory_width  # 2 layers x (h, c)
+        assert model.bridge.projection.kernel.shape == (width, 4 * dec_units)
 
 
-def test_loss_matches_numpy_with_label_smoothing_and_mask():
-    rng = np.random.default_rng(0)
-    logits = rng.normal(size=(2, 3, 5)).astype(np.float32)
-    target = np.array([[1, 4, 3], [2, 3, 0]])
-    eps = 0.1
-    loss, nll, tokens = sequence_loss(tf.constant(logits), tf.constant(target), eps)
-    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
-    smooth = (1 - eps) * np.eye(5)[target] + eps / 5
-    per_token = -(smooth * log_p).sum(-1)
-    mask = target != 0
-    np.testing.assert_allclose(loss, per_token[mask].sum(), rtol=1e-5)
-    nll_expected = -np.take_along_axis(log_p, target[..., None], -1)[..., 0][mask].sum()
-    np.testing.assert_allclose(nll, nll_expected, rtol=1e-5)
-    assert float(tokens) == 5
-
-
-@pytest.mark.parametrize("eps", [0.0, 0.1])
-def test_token_cross_entropy_fused_gradient_equals_autodiff_of_the_smoothed_loss(eps):
-    rng = np.random.default_rng(1)
-    logits = tf.constant(rng.normal(size=(3, 4, 7)).astype(np.float32))
-    labels = tf.constant(rng.integers(0, 7, size=(3, 4)))
-    weights = tf.constant(rng.normal(size=(3, 4)).astype(np.float32))
-
-    def reference(logits):
-        log_p = tf.nn.log_softmax(logits)
-        one_hot = tf.one_hot(labels, 7)
-        smoothed = -tf.reduce_sum(((1 - eps) * one_hot + eps / 7) * log_p, -1)
-        return smoothed, -tf.reduce_sum(one_hot * log_p, -1)
-
-    def value_and_gradients(loss_fn):
-        with tf.GradientTape(persistent=True) as tape:
-            tape.watch(logits)
-            smoothed, nll = loss_fn(logits)
-            weighted = tf.reduce_sum(smoothed * weights)  # NLL unconnected, as in training
-            both = weighted + tf.reduce_sum(nll)
-        return smoothed, nll, tape.gradient(weighted, logits), tape.gradient(both, logits)
-
-    fused = tf.function(value_and_gradients)(lambda x: token_cross_entropy(x, labels, eps))
-    for got, want in zip(fused, value_and_gradients(reference)):
-        np.testing.assert_allclose(got, want, atol=1e-5)
-
-
-def test_real_token_logits_and_their_gradients_equal_the_full_logits_at_real_positions():
+def test_teacher_forced_logits_and_their_gradients_equal_the_full_logits_at_real_positions():
     """Training's output layer skips padding; loss and every gradient stay the same."""
-    model = Seq2Seq(40, 8, 2, 6, 2, 12, 10, bridge="copy")
+    model = _model(bridge="copy")
     target_out = tf.constant([[9, 10, 11, 3], [12, 13, 3, 0]])
 
     def loss_and_gradients(real_tokens_only):
         with tf.GradientTape() as tape:
             if real_tokens_only:
-                logits, labels = model.real_token_logits(SOURCE, TARGET_IN, target_out)
+                logits, labels = model.teacher_forced(SOURCE, TARGET_IN, target_out)
                 smoothed, _ = token_cross_entropy(logits, labels, 0.1)
                 loss = tf.reduce_sum(smoothed)
             else:
                 loss, _, _ = sequence_loss(model((SOURCE, TARGET_IN)), target_out, 0.1)
         return loss, tape.gradient(loss, model.trainable_variables)
 
-    logits, labels = model.real_token_logits(SOURCE, TARGET_IN, target_out)
+    logits, labels = model.teacher_forced(SOURCE, TARGET_IN, target_out)
     full = model((SOURCE, TARGET_IN))
     real = tf.transpose(target_out != 0)  # time-major order
     np.testing.assert_allclose(logits, tf.boolean_mask(tf.transpose(full, [1, 0, 2]), real),
@@ -101,26 +96,39 @@ def test_real_token_logits_and_their_gradients_equal_the_full_logits_at_real_pos
 
 
 def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
-    model = Seq2Seq(40, 8, 2, 6, 2, 12, 10, bridge="copy")
+    model = _model(bridge="copy")
     path = tf.train.Checkpoint(model=model).save(str(tmp_path / "ckpt"))
-    clone = Seq2Seq(40, 8, 2, 6, 2, 12, 10, bridge="copy")
+    clone = _model(bridge="copy")
     tf.train.Checkpoint(model=clone).restore(path).assert_consumed()
     np.testing.assert_array_equal(model((SOURCE, TARGET_IN)), clone((SOURCE, TARGET_IN)))
 
 
 def test_config_round_trip():
-    model = Seq2Seq(40, 8, 2, 6, 1, 12, 10, bridge="dense", dropout=0.2)
+    model = _model(decoder_layers=1, bridge="dense", dropout=0.2)
     clone = Seq2Seq.from_config(model.get_config())
     assert clone.get_config() == model.get_config()
     assert len(clone.weights) == len(model.weights)
+    assert isinstance(clone.bridge, DenseBridge) and clone.bridge.source == "final_states"
+    assert clone.decoder.dropout == clone.encoder.dropout == 0.2
     assert keras.saving.get_registered_object("seq2seq_tf>Seq2Seq") is Seq2Seq
+
+
+def test_composed_from_parts():
+    encoder = BidirectionalEncoder(40, 8, 1, 6)
+    encoder.build((None, None))  # parts may come built
+    decoder = RNNDecoder(40, 8, 1, 12, attention_units=10)
+    bridge = CopyBridge(decoder.state_sizes)
+    model = Seq2Seq(encoder, decoder, bridge)
+    assert model.encoder is encoder and model.decoder is decoder and model.bridge is bridge
+    assert model.vocab_size == 40 and model.beam_invariant == ("memory", "keys", "mask")
+    assert model((SOURCE, TARGET_IN)).shape == (2, 4, 40)
 
 
 FACTORS = {
     "cell": ("lstm", "gru", "gru_reset_before", "simple_rnn", "layer_norm_lstm"),
-    "attention_type": ATTENTION_TYPES,
+    "attention": ATTENTION_TYPES,
     "input_feeding": (True, False),
-    "bridge": ("zeros", "copy", "dense"),
+    "bridge": BRIDGE_TYPES,
     "residual": (False, True),
     "tie_embeddings": (False, True),
     "attention_placement": PLACEMENTS,
@@ -136,7 +144,7 @@ def _valid(choice: dict) -> bool:
 def _pairwise_variants() -> list[dict]:
     """A small set of combinations in which every valid pair of factor values occurs.
 
-    The full product (1,800 combinations) is too slow for CI; every interaction
+    The full product (2,400 combinations) is too slow for CI; every interaction
     between two options is what breaks in practice, and this covers all of them.
     """
     names = list(FACTORS)
@@ -161,7 +169,7 @@ def _pairwise_variants() -> list[dict]:
 
 
 def _options(choice: dict) -> dict:
-    """Seq2Seq keyword arguments for one combination."""
+    """config.model fields for one combination."""
     options = dict(choice)
     cell = options.pop("cell")
     residual = options.pop("residual")
@@ -172,7 +180,7 @@ def _options(choice: dict) -> dict:
 VARIANTS = [_options(c) for c in _pairwise_variants()] + [
     dict(encoder_uni_layers=2, encoder_residual=True, decoder_residual=True, bridge="dense",
          attention_placement="gnmt", input_feeding=False),
-    dict(encoder_merge="sum", bridge="dense", attention_type="luong_concat"),
+    dict(encoder_merge="sum", bridge="dense", attention="luong_concat"),
     dict(share_embeddings=True, tie_embeddings=True, recurrent_dropout=0.3, bridge="dense",
          encoder_cell="gru", decoder_cell="lstm"),
 ]  # fmt: skip
@@ -181,28 +189,29 @@ VARIANTS = [_options(c) for c in _pairwise_variants()] + [
 @pytest.fixture(scope="module")
 def toy_batch(toy_data):
     """One real batch of the toy corpus, through the input pipeline."""
-    proto = tokenizer.read_model_proto(toy_data["spm_model"])
-    dataset = data.make_train_dataset(
-        toy_data["train_src"], toy_data["train_tgt"], tokenizer.make_tokenizer(proto),
+    proto = vocab.read_model_proto(toy_data["spm_model"])
+    dataset = parallel.make_train_dataset(
+        toy_data["train_src"], toy_data["train_tgt"], vocab.make_tokenizer(proto),
         batch_size=8, max_src_len=48, max_tgt_len=48, bucket_boundaries=(12,),
         shuffle_buffer=100, seed=1,
     )  # fmt: skip
-    return next(iter(dataset)), tokenizer.vocab_size_of(toy_data["spm_model"])
+    return next(iter(dataset)), vocab.vocab_size_of(toy_data["spm_model"])
 
 
 def test_pairwise_variants_cover_every_pair():
-    assert 25 <= len(VARIANTS) <= 45  # at least cells x attentions; far fewer than 1,800
+    assert 25 <= len(VARIANTS) <= 45  # at least cells x attentions; far fewer than 2,400
+    assert {v.get("bridge") for v in VARIANTS} == set(BRIDGE_TYPES)
 
 
-def _variant(vocab=40, **options):
+def _variant(vocab_size=40, **options):
     # embedding 12 == attention_units so tied embeddings fit; 2 * 6 == 12 decoder units.
-    return Seq2Seq(vocab, 12, 2, 6, 2, 12, 12, **options)
+    return make_seq2seq(vocab_size, embedding_dim=12, encoder_layers=2, encoder_units=6,
+                        decoder_layers=2, decoder_units=12, attention_units=12,
+                        **options)  # fmt: skip
 
 
 @pytest.mark.parametrize("options", VARIANTS, ids=lambda o: "-".join(f"{v}" for v in o.values()))
 def test_variant_step_config_checkpoint_and_training(options, toy_batch, tmp_path):
-    import keras
-
     keras.utils.set_random_seed(0)
     model = _variant(toy_batch[1], **options)
     logits = model((SOURCE, TARGET_IN), training=False)
@@ -244,3 +253,15 @@ def test_tied_and_shared_embeddings_share_weights():
     assert not hasattr(model.decoder, "output_layer")
     names = [w.path for w in model.weights]
     assert sum("embedding" in n for n in names) == 1
+
+
+def test_shared_embeddings_survive_the_config_round_trip():
+    model = _variant(tie_embeddings=True, share_embeddings=True)
+    clone = Seq2Seq.from_config(model.get_config())
+    assert clone.encoder.embedding is clone.decoder.embedding
+    assert clone.encoder.embedding.name == model.encoder.embedding.name
+    assert len(clone.weights) == len(model.weights)
+    clone.set_weights(model.get_weights())
+    np.testing.assert_allclose(clone((SOURCE, TARGET_IN)), model((SOURCE, TARGET_IN)), atol=1e-6)
+    unshared = Seq2Seq.from_config(_variant(tie_embeddings=True).get_config())
+    assert unshared.encoder.embedding is not unshared.decoder.embedding
