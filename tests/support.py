@@ -6,6 +6,8 @@ import importlib.util
 import pathlib
 import sys
 
+import keras
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MULTI30K = ROOT.parent / "shared" / "data" / "multi30k"
 
@@ -67,3 +69,52 @@ def make_seq2seq(vocab_size: int = 40, **fields):
 
     fields.setdefault("dropout", 0.0)
     return build_model(model_config(**fields), vocab_size)
+
+
+# Keras twins of our cells, for the equivalence tests of cells and Recurrent.
+KERAS_TWINS = {
+    "lstm": lambda u: keras.layers.LSTMCell(u),
+    "gru": lambda u: keras.layers.GRUCell(u, reset_after=True),
+    "gru_reset_before": lambda u: keras.layers.GRUCell(u, reset_after=False),
+    "simple_rnn": lambda u: keras.layers.SimpleRNNCell(u),
+}
+
+
+def copy_lstm_weights(ours, reference) -> None:
+    """Our LSTM cell's weights into a `keras.layers.LSTMCell` (same layout)."""
+    reference.kernel.assign(ours.kernel)
+    reference.recurrent_kernel.assign(ours.recurrent_kernel)
+    reference.bias.assign(ours.bias)
+
+
+def randomize_weights(layer, seed: int) -> None:
+    """Random values in every weight (biases and norm parameters included)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    for weight in layer.weights:
+        weight.assign(rng.normal(scale=0.5, size=weight.shape).astype("float32"))
+
+
+def table_step(table):
+    """A scripted search step: logits = table[t, previous id], t counted per row (beam
+    search tiles it), so what was fed decides what follows."""
+    import tensorflow as tf
+
+    table = tf.constant(table, tf.float32)  # steps x vocab x vocab
+
+    def step_fn(ids, state):
+        t = tf.minimum(state["t"], table.shape[0] - 1)
+        return tf.gather_nd(table, tf.stack([t, ids], axis=1)), {"t": state["t"] + 1}
+
+    return step_fn
+
+
+def random_table(vocab: int, seed: int = 0, steps: int = 12):
+    """A `table_step` table where pad (0) is never chosen and EOS (3) grows likelier."""
+    import numpy as np
+
+    table = np.random.default_rng(seed).normal(size=(steps, vocab, vocab)) * 2.0
+    table[..., 0] -= 20.0  # pad: never chosen
+    table[:, :, 3] += np.linspace(-3.0, 3.0, steps)[:, None]  # ends grow likelier
+    return table

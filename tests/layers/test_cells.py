@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from support import KERAS_TWINS, copy_lstm_weights, randomize_weights
 
 from seq2seq_tf.layers import loop_ops
 from seq2seq_tf.layers.cells import (
@@ -17,26 +18,6 @@ from seq2seq_tf.layers.cells import (
     num_states,
 )
 
-KERAS_TWINS = {
-    "lstm": lambda u: keras.layers.LSTMCell(u),
-    "gru": lambda u: keras.layers.GRUCell(u, reset_after=True),
-    "gru_reset_before": lambda u: keras.layers.GRUCell(u, reset_after=False),
-    "simple_rnn": lambda u: keras.layers.SimpleRNNCell(u),
-}
-
-
-def _copy_weights(ours: LSTMCell, reference: keras.layers.LSTMCell):
-    reference.kernel.assign(ours.kernel)
-    reference.recurrent_kernel.assign(ours.recurrent_kernel)
-    reference.bias.assign(ours.bias)
-
-
-def _randomize(layer: keras.layers.Layer, seed: int) -> None:
-    """Random values in every weight (biases and norm parameters included)."""
-    rng = np.random.default_rng(seed)
-    for weight in layer.weights:
-        weight.assign(rng.normal(scale=0.5, size=weight.shape).astype("float32"))
-
 
 def test_lstm_cell_equals_keras_forward_and_gradients():
     rng = np.random.default_rng(0)
@@ -46,7 +27,7 @@ def test_lstm_cell_equals_keras_forward_and_gradients():
     ours, reference = LSTMCell(4), keras.layers.LSTMCell(4)
     ours.build((None, 5))
     reference.build((None, 5))
-    _copy_weights(ours, reference)
+    copy_lstm_weights(ours, reference)
 
     def run(cell):
         with tf.GradientTape() as tape:
@@ -85,7 +66,7 @@ def test_cell_equals_keras_forward_and_gradients(cell_type):
     ours, reference = make_cell(cell_type, 4), KERAS_TWINS[cell_type](4)
     ours.build((None, 5))
     reference.build((None, 5))
-    _randomize(reference, 11)
+    randomize_weights(reference, 11)
     ours.set_weights(reference.get_weights())  # keras weights load unchanged
 
     def run(cell):
@@ -123,7 +104,7 @@ def test_layer_norm_lstm_cell_matches_numpy_reference():
     rng = np.random.default_rng(16)
     cell = LayerNormLSTMCell(2)
     cell.build((None, 3))
-    _randomize(cell, 17)
+    randomize_weights(cell, 17)
     w, u, bias = (v.numpy() for v in (cell.kernel, cell.recurrent_kernel, cell.bias))
     norms = [(n.gamma.numpy(), n.beta.numpy()) for n in (cell.kernel_norm, cell.recurrent_norm)]
     gamma_c, beta_c = cell.state_norm.gamma.numpy(), cell.state_norm.beta.numpy()
@@ -160,7 +141,7 @@ def test_fast_matmuls_give_the_plain_values_and_gradients(cell_type):
     rng = np.random.default_rng(30)
     cell = make_cell(cell_type, 4)
     cell.build((None, 5))
-    _randomize(cell, 31)
+    randomize_weights(cell, 31)
     x = tf.constant(rng.normal(size=(3, 5)), tf.float32)
     states = [tf.constant(rng.normal(size=(3, 4)), tf.float32) for _ in cell.state_size]
     mask = tf.constant(rng.integers(0, 2, size=(3, 4)) * 2.0, tf.float32)
@@ -198,7 +179,7 @@ def test_recurrent_step_multiplies_with_the_given_matmul(cell_type):
     rng = np.random.default_rng(32)
     cell = make_cell(cell_type, 4)
     cell.build((None, 5))
-    _randomize(cell, 33)
+    randomize_weights(cell, 33)
     x = tf.constant(rng.normal(size=(2, 5)), tf.float32)
     states = [tf.constant(rng.normal(size=(2, 4)), tf.float32) for _ in cell.state_size]
     kernel = cell.recurrent_kernel.numpy()

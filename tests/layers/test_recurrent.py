@@ -4,30 +4,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from support import KERAS_TWINS, copy_lstm_weights, randomize_weights
 
 from seq2seq_tf.layers import loop_ops
-from seq2seq_tf.layers.cells import CELL_TYPES, LSTMCell, make_cell
+from seq2seq_tf.layers.cells import CELL_TYPES, make_cell
 from seq2seq_tf.layers.recurrent import Recurrent
-
-KERAS_TWINS = {
-    "lstm": lambda u: keras.layers.LSTMCell(u),
-    "gru": lambda u: keras.layers.GRUCell(u, reset_after=True),
-    "gru_reset_before": lambda u: keras.layers.GRUCell(u, reset_after=False),
-    "simple_rnn": lambda u: keras.layers.SimpleRNNCell(u),
-}
-
-
-def _copy_weights(ours: LSTMCell, reference: keras.layers.LSTMCell):
-    reference.kernel.assign(ours.kernel)
-    reference.recurrent_kernel.assign(ours.recurrent_kernel)
-    reference.bias.assign(ours.bias)
-
-
-def _randomize(layer: keras.layers.Layer, seed: int) -> None:
-    """Random values in every weight (biases and norm parameters included)."""
-    rng = np.random.default_rng(seed)
-    for weight in layer.weights:
-        weight.assign(rng.normal(scale=0.5, size=weight.shape).astype("float32"))
 
 
 def _plain_loops(monkeypatch) -> None:
@@ -56,7 +37,7 @@ def test_recurrent_equals_keras_rnn_with_mask():
             zero_output_for_mask=True,
         )
         reference(x[:, :1], mask=mask[:, :1])
-        _copy_weights(ours.cell, cell)
+        copy_lstm_weights(ours.cell, cell)
         out, h, c = ours(x, mask=mask)
         ref_out, ref_h, ref_c = reference(x, mask=mask)
         if backwards:
@@ -102,7 +83,7 @@ def test_recurrent_equals_keras_rnn_with_mask_every_type(cell_type):
             zero_output_for_mask=True,
         )
         reference(x[:, :1], mask=mask[:, :1])
-        _randomize(cell, 13)
+        randomize_weights(cell, 13)
         ours.cell.set_weights(cell.get_weights())
         out, *states = ours(x, mask=mask)
         ref_out, *ref_states = reference(x, mask=mask)
@@ -142,7 +123,7 @@ def test_recurrent_matches_step_by_step_every_type(cell_type):
     for backwards in (False, True):
         layer = Recurrent(4, go_backwards=backwards, cell_type=cell_type)
         layer.build((None, None, 3))
-        _randomize(layer.cell, 15)
+        randomize_weights(layer.cell, 15)
         out, *states = layer(x, mask=mask)
         ref_out, ref_states = _step_by_step(layer.cell, x, lengths, backwards)
         np.testing.assert_allclose(out, ref_out, atol=1e-5)  # zeros on padding included
@@ -160,7 +141,7 @@ def test_dropout_inactive_when_not_training(cell_type):
     dropped = Recurrent(4, cell_type=cell_type, dropout=0.5, recurrent_dropout=0.5, seed=1)
     plain.build((None, None, 3))
     dropped.build((None, None, 3))
-    _randomize(plain.cell, 19)
+    randomize_weights(plain.cell, 19)
     dropped.cell.set_weights(plain.cell.get_weights())
     for training in (False, None):
         for a, b in zip(plain(x, mask=mask), dropped(x, mask=mask, training=training)):
@@ -227,7 +208,7 @@ def test_training_recurrent_equals_step_by_step_with_the_same_masks(cell_type):
         kwargs = dict(cell_type=cell_type, dropout=0.3, recurrent_dropout=0.4, seed=7)
         layer = Recurrent(4, go_backwards=backwards, **kwargs)
         layer.build((None, None, 3))
-        _randomize(layer.cell, 21)
+        randomize_weights(layer.cell, 21)
         twin = make_cell(cell_type, 4, dropout=0.3, recurrent_dropout=0.4, seed=7)
         masks = twin.get_dropout_masks(3, 3, training=True)
         assert all(m is not None for m in masks)
@@ -315,7 +296,7 @@ def test_carried_state_over_two_windows_equals_one_pass(cell_type, gradient_sink
     rng = np.random.default_rng(40)
     layer = Recurrent(5, cell_type=cell_type)
     layer.build((None, None, 3))
-    _randomize(layer.cell, 41)
+    randomize_weights(layer.cell, 41)
     x = tf.constant(rng.normal(size=(3, 7, 3)), tf.float32)
     mask = tf.sequence_mask([7, 5, 3], 7)  # the second window pads two; the third is all padding
     cut = 3

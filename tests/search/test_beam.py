@@ -4,7 +4,7 @@ and with a small random model (brute force for the best hypothesis)."""
 import numpy as np
 import pytest
 import tensorflow as tf
-from support import make_seq2seq
+from support import make_seq2seq, random_table, table_step
 
 from seq2seq_tf import search
 from seq2seq_tf.data.vocab import BOS_ID, EOS_ID, PAD_ID
@@ -219,31 +219,13 @@ def test_coverage_penalty_changes_ranking_only_through_attention():
 # --- Prompts and state layouts. ----------------------------------------------------------
 
 
-def table_step(table):
-    """logits = table[t, previous id], t counted per row (beam search tiles it)."""
-    table = tf.constant(table, tf.float32)  # steps x vocab x vocab
-
-    def step_fn(ids, state):
-        t = tf.minimum(state["t"], table.shape[0] - 1)
-        return tf.gather_nd(table, tf.stack([t, ids], axis=1)), {"t": state["t"] + 1}
-
-    return step_fn
-
-
-def _table(seed=0, steps=12):
-    table = np.random.default_rng(seed).normal(size=(steps, VOCAB, VOCAB)) * 2.0
-    table[..., PAD_ID] -= 20.0  # never chosen
-    table[:, :, EOS_ID] += np.linspace(-3.0, 3.0, steps)[:, None]  # ends grow likelier
-    return table
-
-
 PROMPT = tf.constant([[5, 6, 7], [4, 0, 0], [0, 0, 0], [7, 7, 0]])  # right-padded, one empty
 BUDGET = [4, 5, 3, 6]
 
 
 def test_beam_one_with_a_prompt_is_greedy_with_that_prompt():
     for seed in range(3):
-        step_fn, state = table_step(_table(seed)), {"t": tf.zeros([4], tf.int32)}
+        step_fn, state = table_step(random_table(VOCAB, seed)), {"t": tf.zeros([4], tf.int32)}
         greedy = search.greedy_search(step_fn, state, BUDGET, prompt=PROMPT, **IDS)
         beam = search.beam_search(step_fn, state, BUDGET, 1, prompt=PROMPT, **IDS)
         np.testing.assert_array_equal(greedy.lengths, beam.lengths)
@@ -255,7 +237,7 @@ def test_beam_one_with_a_prompt_is_greedy_with_that_prompt():
 
 
 def test_every_beam_hypothesis_starts_with_its_prompt_and_the_penalty_skips_it():
-    step_fn, state = table_step(_table(4)), {"t": tf.zeros([4], tf.int32)}
+    step_fn, state = table_step(random_table(VOCAB, 4)), {"t": tf.zeros([4], tf.int32)}
     alpha = 1.0
     beam = search.beam_search(step_fn, state, BUDGET, 4, alpha, n_best=3, prompt=PROMPT, **IDS)
     prompted = np.sum(PROMPT.numpy() != PAD_ID, axis=1)
@@ -286,7 +268,7 @@ def history_step(table, as_tuple):
 
 
 def test_beam_takes_a_plain_tuple_state():
-    table = _table(seed=2)
+    table = random_table(VOCAB, seed=2)
     t = tf.zeros([4], tf.int32)
     seen = tf.constant(np.random.default_rng(9).uniform(0, 2, (4, VOCAB)), tf.float32)
     tuple_step, as_tuple = history_step(table, True), (t, (seen,))

@@ -3,7 +3,7 @@ construction, and with a small random model."""
 
 import numpy as np
 import tensorflow as tf
-from support import make_seq2seq
+from support import make_seq2seq, random_table, table_step
 
 from seq2seq_tf import search
 from seq2seq_tf.data.vocab import BOS_ID, EOS_ID, PAD_ID
@@ -46,25 +46,6 @@ def test_respects_per_sentence_max_length():
 # --- Prompts: forced first tokens. ------------------------------------------------------
 
 
-def table_step(table):
-    """logits = table[t, previous id], t counted per row: the answer depends on what
-    was fed, so forcing a token changes what follows."""
-    table = tf.constant(table, tf.float32)  # steps x vocab x vocab
-
-    def step_fn(ids, state):
-        t = tf.minimum(state["t"], table.shape[0] - 1)
-        return tf.gather_nd(table, tf.stack([t, ids], axis=1)), {"t": state["t"] + 1}
-
-    return step_fn
-
-
-def _table(seed=0, steps=12):
-    table = np.random.default_rng(seed).normal(size=(steps, VOCAB, VOCAB)) * 2.0
-    table[..., PAD_ID] -= 20.0  # never chosen
-    table[:, :, EOS_ID] += np.linspace(-3.0, 3.0, steps)[:, None]  # ends grow likelier
-    return table
-
-
 def forced_by_hand(table, prompt_row, budget):
     """Feeds BOS and the prompt, then the argmax, one step at a time in numpy:
     (ids, length, score) with only the chosen tokens scored."""
@@ -91,7 +72,9 @@ BUDGET = [4, 5, 3, 6]
 
 
 def test_greedy_with_a_prompt_equals_forcing_the_prompt_by_hand():
-    table = _table()
+    table = random_table(
+        VOCAB,
+    )
     state = {"t": tf.zeros([4], tf.int32)}
     hyps = search.greedy_search(table_step(table), state, BUDGET, prompt=tf.constant(PROMPT), **IDS)
     plain = search.greedy_search(table_step(table), state, BUDGET, **IDS)
@@ -116,7 +99,7 @@ def test_greedy_with_a_prompt_equals_forcing_the_prompt_by_hand():
 
 
 def test_prompt_with_static_steps_matches_the_dynamic_run():
-    table = _table(seed=1)
+    table = random_table(VOCAB, seed=1)
     state = {"t": tf.zeros([4], tf.int32)}
     prompt = tf.constant(PROMPT)
     dynamic = search.greedy_search(table_step(table), state, BUDGET, prompt=prompt, **IDS)
@@ -156,7 +139,7 @@ def _history_states(batch):
 
 
 def test_greedy_and_sampling_take_a_plain_tuple_state():
-    table = _table(seed=2)
+    table = random_table(VOCAB, seed=2)
     as_tuple, as_dict = _history_states(4)
     tuple_step, dict_step = history_step(table, True), history_step(table, False)
     for run in (
