@@ -118,3 +118,18 @@ def random_table(vocab: int, seed: int = 0, steps: int = 12):
     table[..., 0] -= 20.0  # pad: never chosen
     table[:, :, 3] += np.linspace(-3.0, 3.0, steps)[:, None]  # ends grow likelier
     return table
+
+
+def scripted_step(vocab: int, script):
+    """A search step that emits script[b][t] with probability ~1 at step t."""
+    import tensorflow as tf
+
+    script = tf.constant(script, tf.int32)  # batch x steps
+
+    def step_fn(ids, state):
+        t = state["t"]
+        column = tf.gather(script, tf.minimum(t, script.shape[1] - 1), axis=1)
+        logits = tf.one_hot(column, vocab) * 3.0
+        return logits, {"t": t + 1}
+
+    return step_fn

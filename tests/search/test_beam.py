@@ -4,7 +4,7 @@ and with a small random model (brute force for the best hypothesis)."""
 import numpy as np
 import pytest
 import tensorflow as tf
-from support import make_seq2seq, random_table, table_step
+from support import make_seq2seq, random_table, scripted_step, table_step
 
 from seq2seq_tf import search
 from seq2seq_tf.data.vocab import BOS_ID, EOS_ID, PAD_ID
@@ -110,19 +110,6 @@ def test_wide_beam_finds_the_exhaustive_best_and_nbest_is_sorted_and_distinct():
         assert len(hyps) == 5 or len({tuple(seq) for _, seq in expected[:5]}) < 5
 
 
-def scripted_step(script):
-    """A step function that emits script[b][t] with probability ~1 at step t."""
-    script = tf.constant(script, tf.int32)  # batch x steps
-
-    def step_fn(ids, state):
-        t = state["t"]
-        column = tf.gather(script, tf.minimum(t, script.shape[1] - 1), axis=1)
-        logits = tf.one_hot(column, VOCAB) * 3.0
-        return logits, {"t": t + 1}
-
-    return step_fn
-
-
 def step_fn_with_state(step_fn):
     """Adapts scripted_step to a per-row state (beam search tiles and gathers it)."""
 
@@ -136,7 +123,7 @@ def step_fn_with_state(step_fn):
 
 def test_finished_hypotheses_never_grow():
     # Sentence 0 prefers EOS at once; it must stay a 0-piece hypothesis with that score.
-    step_fn = scripted_step([[EOS_ID, 5, 5, 5], [5, 6, EOS_ID, 5]])
+    step_fn = scripted_step(VOCAB, [[EOS_ID, 5, 5, 5], [5, 6, EOS_ID, 5]])
     beam = search.beam_search(
         step_fn_with_state(step_fn), {"t": tf.zeros([2], tf.int32)}, [4, 4], 2, **IDS
     )

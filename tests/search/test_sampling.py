@@ -3,7 +3,7 @@ construction, and with a small random model."""
 
 import numpy as np
 import tensorflow as tf
-from support import make_seq2seq, random_table, table_step
+from support import make_seq2seq, random_table, scripted_step, table_step
 
 from seq2seq_tf import search
 from seq2seq_tf.data.vocab import BOS_ID, EOS_ID, PAD_ID
@@ -12,21 +12,8 @@ VOCAB = 8
 IDS = {"start_id": BOS_ID, "end_id": EOS_ID, "pad_id": PAD_ID}
 
 
-def scripted_step(script):
-    """A step function that emits script[b][t] with probability ~1 at step t."""
-    script = tf.constant(script, tf.int32)  # batch x steps
-
-    def step_fn(ids, state):
-        t = state["t"]
-        column = tf.gather(script, tf.minimum(t, script.shape[1] - 1), axis=1)
-        logits = tf.one_hot(column, VOCAB) * 3.0
-        return logits, {"t": t + 1}
-
-    return step_fn
-
-
 def test_stops_at_eos_and_pads_after():
-    step_fn = scripted_step([[5, 6, EOS_ID, 7, 7], [4, EOS_ID, 7, 7, 7]])
+    step_fn = scripted_step(VOCAB, [[5, 6, EOS_ID, 7, 7], [4, EOS_ID, 7, 7, 7]])
     hyps = search.greedy_search(step_fn, {"t": tf.constant(0)}, [10, 10], **IDS)
     ids, lengths, scores = hyps.ids[:, 0], hyps.lengths[:, 0], hyps.scores[:, 0]
     np.testing.assert_array_equal(ids, [[5, 6, EOS_ID], [4, EOS_ID, PAD_ID]])
@@ -36,7 +23,7 @@ def test_stops_at_eos_and_pads_after():
 
 
 def test_respects_per_sentence_max_length():
-    step_fn = scripted_step([[5] * 9, [6] * 9])
+    step_fn = scripted_step(VOCAB, [[5] * 9, [6] * 9])
     hyps = search.greedy_search(step_fn, {"t": tf.constant(0)}, [3, 5], **IDS)
     ids, lengths = hyps.ids[:, 0], hyps.lengths[:, 0]
     np.testing.assert_array_equal(lengths, [3, 5])
