@@ -133,3 +133,20 @@ def scripted_step(vocab: int, script):
         return logits, {"t": t + 1}
 
     return step_fn
+
+
+def history_step(vocab: int, table, as_tuple: bool):
+    """A search step whose state carries history: logits = table[t, previous id] - 2 * (how
+    often each token was fed), the state a plain nested tuple or a dict with other key names."""
+    import tensorflow as tf
+
+    step = table_step(table)
+
+    def step_fn(ids, state):
+        t, (seen,) = state if as_tuple else (state["t"], (state["seen"],))
+        logits, _ = step(ids, {"t": t})
+        seen = seen + tf.one_hot(ids, vocab)
+        logits -= 2.0 * seen
+        return logits, (t + 1, (seen,)) if as_tuple else {"t": t + 1, "seen": seen}
+
+    return step_fn

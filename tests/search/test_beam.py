@@ -4,7 +4,7 @@ and with a small random model (brute force for the best hypothesis)."""
 import numpy as np
 import pytest
 import tensorflow as tf
-from support import make_seq2seq, random_table, scripted_step, table_step
+from support import history_step, make_seq2seq, random_table, scripted_step, table_step
 
 from seq2seq_tf import search
 from seq2seq_tf.data.vocab import BOS_ID, EOS_ID, PAD_ID
@@ -239,27 +239,12 @@ def test_every_beam_hypothesis_starts_with_its_prompt_and_the_penalty_skips_it()
             np.testing.assert_allclose(beam.scores[b, k], expected, rtol=1e-5)
 
 
-def history_step(table, as_tuple):
-    """logits = table[t, previous id] - 2 * (a per-row start + how often each token was
-    fed): the state carries history, as a plain nested tuple or as a dict."""
-    step = table_step(table)
-
-    def step_fn(ids, state):
-        t, (seen,) = state if as_tuple else (state["t"], (state["seen"],))
-        logits, _ = step(ids, {"t": t})
-        seen = seen + tf.one_hot(ids, VOCAB)
-        logits -= 2.0 * seen
-        return logits, (t + 1, (seen,)) if as_tuple else {"t": t + 1, "seen": seen}
-
-    return step_fn
-
-
 def test_beam_takes_a_plain_tuple_state():
     table = random_table(VOCAB, seed=2)
     t = tf.zeros([4], tf.int32)
     seen = tf.constant(np.random.default_rng(9).uniform(0, 2, (4, VOCAB)), tf.float32)
-    tuple_step, as_tuple = history_step(table, True), (t, (seen,))
-    dict_step, as_dict = history_step(table, False), {"t": t, "seen": seen}
+    tuple_step, as_tuple = history_step(VOCAB, table, True), (t, (seen,))
+    dict_step, as_dict = history_step(VOCAB, table, False), {"t": t, "seen": seen}
     for width, prompt in ((3, None), (3, PROMPT), (1, None)):
         got = search.beam_search(
             tuple_step, as_tuple, BUDGET, width, 0.6, n_best=width, beam_invariant=(),

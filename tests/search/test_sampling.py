@@ -3,7 +3,7 @@ construction, and with a small random model."""
 
 import numpy as np
 import tensorflow as tf
-from support import make_seq2seq, random_table, scripted_step, table_step
+from support import history_step, make_seq2seq, random_table, scripted_step, table_step
 
 from seq2seq_tf import search
 from seq2seq_tf.data.vocab import BOS_ID, EOS_ID, PAD_ID
@@ -104,21 +104,6 @@ def test_prompt_with_static_steps_matches_the_dynamic_run():
 # --- The state is the model's business: any nest works. ---------------------------------
 
 
-def history_step(table, as_tuple):
-    """logits = table[t, previous id] - 2 * (a per-row start + how often each token was
-    fed): the state carries history, as a plain nested tuple or as a dict with other key names."""
-    step = table_step(table)
-
-    def step_fn(ids, state):
-        t, (seen,) = state if as_tuple else (state["t"], (state["seen"],))
-        logits, _ = step(ids, {"t": t})
-        seen = seen + tf.one_hot(ids, VOCAB)
-        logits -= 2.0 * seen
-        return logits, (t + 1, (seen,)) if as_tuple else {"t": t + 1, "seen": seen}
-
-    return step_fn
-
-
 def _history_states(batch):
     t = tf.zeros([batch], tf.int32)
     seen = tf.constant(np.random.default_rng(9).uniform(0, 2, (batch, VOCAB)), tf.float32)
@@ -128,7 +113,7 @@ def _history_states(batch):
 def test_greedy_and_sampling_take_a_plain_tuple_state():
     table = random_table(VOCAB, seed=2)
     as_tuple, as_dict = _history_states(4)
-    tuple_step, dict_step = history_step(table, True), history_step(table, False)
+    tuple_step, dict_step = history_step(VOCAB, table, True), history_step(VOCAB, table, False)
     for run in (
         lambda step, state: search.greedy_search(step, state, BUDGET, **IDS),
         lambda step, state: search.sample_search(step, state, BUDGET, 1.3, 4, 0.95, 5, **IDS),
