@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+import numpy as np
 import sentencepiece as spm
 import tensorflow as tf
 import tensorflow_text as tf_text
@@ -86,3 +87,78 @@ def vocab_size_of(path: str) -> int:
 def make_tokenizer(proto: bytes) -> tf_text.SentencepieceTokenizer:
     """The in-graph tokenizer used by the input pipeline and the export."""
     return tf_text.SentencepieceTokenizer(model=proto, out_type=tf.int32)
+
+
+# --- Character vocabularies (the language model's default) ---------------------------------
+
+CHAR_SPECIALS = 4  # ids 0-3 are pad, unk, bos, eos, as in our SentencePiece models
+
+
+def characters_of(text: str) -> str:
+    """The sorted distinct characters of `text`: a character vocabulary, stored as a string.
+
+    Id of the i-th character is `CHAR_SPECIALS + i`; a character not in it maps to
+    `UNK_ID`, so new text with new characters is never an error.
+    """
+    return "".join(sorted(set(text)))
+
+
+class CharTokenizer(tf.Module):
+    """Characters <-> ids in-graph, with the `tokenize`/`detokenize` of tensorflow_text's
+    SentencepieceTokenizer, so the language model's data, export and search use either.
+
+    Input bytes that are not valid UTF-8 decode to U+FFFD (unknown unless it is in the
+    vocabulary), never an error. Detokenizing drops the special ids (pad, unk, bos, eos).
+
+    Args:
+        characters: the vocabulary (`characters_of`), each character once.
+    """
+
+    def __init__(self, characters: str, name: str = "char_tokenizer"):
+        super().__init__(name=name)
+        if len(set(characters)) != len(characters):
+            raise ValueError("a character vocabulary lists each character once")
+        self.characters = characters
+        codepoints = [ord(c) for c in characters]
+        self.vocab_size = CHAR_SPECIALS + len(codepoints)
+        self.table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(codepoints or [-1], tf.int32),
+                tf.range(CHAR_SPECIALS, CHAR_SPECIALS + max(len(codepoints), 1), dtype=tf.int32),
+            ),
+            default_value=UNK_ID,
+        )
+        # id -> codepoint; specials get 0 and are dropped on the way back.
+        self.codepoints = tf.constant([0] * CHAR_SPECIALS + codepoints, tf.int32)
+
+    def tokenize(self, strings) -> tf.RaggedTensor:
+        """UTF-8 strings `[batch]` -> ids `[batch, (chars)]` int32 (ragged)."""
+        chars = tf.strings.unicode_decode(
+            strings, "UTF-8", errors="replace", replacement_char=0xFFFD
+        )
+        return chars.with_flat_values(self.table.lookup(chars.flat_values))
+
+    def detokenize(self, ids) -> tf.Tensor:
+        """Ids `[batch, (steps)]` (ragged or dense) -> UTF-8 strings `[batch]`."""
+        if not isinstance(ids, tf.RaggedTensor):
+            ids = tf.RaggedTensor.from_tensor(ids)
+        ids = tf.ragged.boolean_mask(ids, ids >= CHAR_SPECIALS)
+        flat = tf.gather(self.codepoints, tf.minimum(ids.flat_values, self.vocab_size - 1))
+        return tf.strings.unicode_encode(ids.with_flat_values(flat), "UTF-8")
+
+
+def piece_char_lengths(tokenizer) -> np.ndarray:
+    """Characters each id stands for `[vocab]` float64 (0 for pad, bos, eos; 1 for unk):
+    what bits per character divide by, so character and subword models compare.
+
+    For SentencePiece the word-boundary mark counts as the space it stands for.
+    """
+    if isinstance(tokenizer, CharTokenizer):
+        lengths = np.ones(tokenizer.vocab_size)
+    else:
+        size = int(tokenizer.vocab_size())
+        pieces = tokenizer.id_to_string(tf.range(size)).numpy()
+        lengths = np.array([len(p.decode("utf-8").replace("\u2581", " ")) for p in pieces], float)
+    lengths[[PAD_ID, BOS_ID, EOS_ID]] = 0.0
+    lengths[UNK_ID] = 1.0
+    return lengths
