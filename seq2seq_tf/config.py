@@ -6,7 +6,7 @@ of a silently ignored setting.
 
 Fields (one line each; the README table repeats them):
 
-task                              translation (the language model and captioner add theirs)
+task                              translation | language_model (the captioner adds its own)
 
 data.train_src / data.train_tgt   parallel training text, plain or .gz, one sentence a line
 data.dev_src / data.dev_tgt       parallel dev text (optional, "" for none)
@@ -80,6 +80,24 @@ train.keep_checkpoints            rolling checkpoints kept
 decode.max_length_ratio           max target pieces = ratio * source pieces + offset
 decode.max_length_offset          (see above)
 decode.max_length                 hard cap on target pieces
+
+lm.* (task language_model; the model is model.embedding_dim, decoder_layers, decoder_units,
+decoder_cell, decoder_residual, dropout, recurrent_dropout, tie_embeddings (needs
+decoder_units == embedding_dim); data.batch_size rows, data.seed; data.spm_model "" for
+characters, else a SentencePiece model)
+lm.train_text                     one or more text files (comma-separated), read as one stream
+lm.valid_text / lm.test_text      separate valid/test files ("" = take lm.valid_fraction /
+                                  lm.test_fraction of the stream, contiguous, from its end)
+lm.valid_fraction / test_fraction shares of the training stream held out (train, valid, test
+                                  in that order, e.g. 0.05 / 0.05 for a 90/5/5 split)
+lm.window                         tokens per window (truncated BPTT length); the state is
+                                  carried from window to window and reset each pass
+lm.characters                     the character vocabulary ("" = the training text's characters;
+                                  the workdir keeps the one a run trained with)
+lm.sample_prime                   prime of the sample written to TensorBoard at each evaluation
+lm.sample_length                  its length in tokens (0 = no sample)
+lm.sample_temperature             its temperature (0 = greedy)
+lm.max_prime_tokens               the export keeps the last this many tokens of a prime
 """
 
 from __future__ import annotations
@@ -92,7 +110,7 @@ from seq2seq_tf.layers.bridges import BRIDGE_TYPES
 from seq2seq_tf.layers.cells import CELL_TYPES, num_states
 from seq2seq_tf.training.distribute import STRATEGIES
 
-_TASKS = ("translation",)
+_TASKS = ("translation", "language_model")
 _SCHEDULES = ("constant", "cosine", "inverse_sqrt", "plateau")
 _PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
@@ -170,6 +188,19 @@ def default_config() -> ml_collections.ConfigDict:
     config.decode.max_length_offset = 10
     config.decode.max_length = 200
 
+    config.lm = ml_collections.ConfigDict()
+    config.lm.train_text = ""
+    config.lm.valid_text = ""
+    config.lm.test_text = ""
+    config.lm.valid_fraction = 0.0
+    config.lm.test_fraction = 0.0
+    config.lm.window = 128
+    config.lm.characters = ""
+    config.lm.sample_prime = ""
+    config.lm.sample_length = 200
+    config.lm.sample_temperature = 0.8
+    config.lm.max_prime_tokens = 2000
+
     config.lock()
     return config
 
@@ -219,9 +250,14 @@ def validate(config: ml_collections.ConfigDict, *, need_data: bool = True) -> No
     """Raises ConfigError naming the first field that is unknown or out of range."""
     _check_keys(config, default_config(), "")
     _require(config.task in _TASKS, "task", f"must be one of {_TASKS}, got {config.task!r}")
-    _validate_data(config.data, need_data)
-    _validate_model(config.model)
-    _validate_train(config.train, config.data)
+    if config.task == "language_model":
+        _validate_language_model(config, need_data)
+        has_dev = bool(config.lm.valid_text) or config.lm.valid_fraction > 0
+    else:
+        _validate_data(config.data, need_data)
+        _validate_model(config.model)
+        has_dev = bool(config.data.dev_src)
+    _validate_train(config.train, has_dev)
     _validate_decode(config.decode)
 
 
@@ -302,7 +338,7 @@ def _validate_model(m: ml_collections.ConfigDict) -> None:
     _require(0.0 <= m.recurrent_dropout < 1.0, "model.recurrent_dropout", "must be in [0, 1)")
 
 
-def _validate_train(t: ml_collections.ConfigDict, d: ml_collections.ConfigDict) -> None:
+def _validate_train(t: ml_collections.ConfigDict, has_dev: bool) -> None:
     _require(int(t.num_steps) > 0, "train.num_steps", "must be positive")
     _require(t.learning_rate > 0, "train.learning_rate", "must be positive")
     _require(
@@ -320,9 +356,10 @@ def _validate_train(t: ml_collections.ConfigDict, d: ml_collections.ConfigDict) 
         _require(t.max_time_s > 0, "train.time_decay_fraction", "needs train.max_time_s > 0")
     if t.lr_schedule == "plateau" or t.early_stopping_patience:
         _require(
-            bool(d.dev_src) and int(t.eval_every) > 0,
+            has_dev and int(t.eval_every) > 0,
             "train.lr_schedule" if t.lr_schedule == "plateau" else "train.early_stopping_patience",
-            "needs dev evaluations: set data.dev_src/dev_tgt and train.eval_every",
+            "needs dev evaluations: set dev data (data.dev_src/dev_tgt, or lm.valid_text or "
+            "lm.valid_fraction) and train.eval_every",
         )
     _require(t.clip_norm > 0, "train.clip_norm", "must be positive")
     _require(
@@ -343,3 +380,54 @@ def _validate_train(t: ml_collections.ConfigDict, d: ml_collections.ConfigDict) 
 def _validate_decode(dec: ml_collections.ConfigDict) -> None:
     _require(dec.max_length_ratio > 0, "decode.max_length_ratio", "must be positive")
     _require(int(dec.max_length) > 0, "decode.max_length", "must be positive")
+
+
+def _validate_language_model(config: ml_collections.ConfigDict, need_data: bool) -> None:
+    """The lm group and the model fields a language model reads (see the docstring)."""
+    lm, m = config.lm, config.model
+    if need_data:
+        _require(bool(lm.train_text.strip(", ")), "lm.train_text", "must name a text file")
+    _require(int(config.data.batch_size) > 0, "data.batch_size", "must be positive")
+    _require(int(lm.window) > 0, "lm.window", "must be positive")
+    for name in ("valid_fraction", "test_fraction"):
+        _require(0.0 <= lm[name] < 1.0, f"lm.{name}", "must be in [0, 1)")
+    _require(
+        lm.valid_fraction + lm.test_fraction < 1.0,
+        "lm.test_fraction",
+        "lm.valid_fraction + lm.test_fraction must leave training text (< 1)",
+    )
+    for name in ("valid", "test"):
+        _require(
+            not (lm[f"{name}_text"] and lm[f"{name}_fraction"]),
+            f"lm.{name}_fraction",
+            f"give lm.{name}_text or lm.{name}_fraction, not both",
+        )
+    _require(
+        len(set(lm.characters)) == len(lm.characters),
+        "lm.characters",
+        "lists each character once",
+    )
+    _require(
+        not (lm.characters and config.data.spm_model),
+        "lm.characters",
+        "a character vocabulary and data.spm_model exclude each other",
+    )
+    _require(int(lm.sample_length) >= 0, "lm.sample_length", "must be >= 0 (0 = no sample)")
+    _require(lm.sample_temperature >= 0, "lm.sample_temperature", "must be >= 0 (0 = greedy)")
+    _require(int(lm.max_prime_tokens) > 0, "lm.max_prime_tokens", "must be positive")
+    for name in ("embedding_dim", "decoder_layers", "decoder_units"):
+        _require(int(m[name]) > 0, f"model.{name}", "must be positive")
+    _require(m.decoder_cell in CELL_TYPES, "model.decoder_cell", f"must be one of {CELL_TYPES}")
+    if m.tie_embeddings:
+        _require(
+            m.decoder_units == m.embedding_dim,
+            "model.tie_embeddings",
+            "a language model needs decoder_units == embedding_dim",
+        )
+    _require(0.0 <= m.dropout < 1.0, "model.dropout", "must be in [0, 1)")
+    _require(0.0 <= m.recurrent_dropout < 1.0, "model.recurrent_dropout", "must be in [0, 1)")
+    _require(
+        config.train.strategy == "default",
+        "train.strategy",
+        "a language model trains on one device (its carried state is per row of one batch)",
+    )

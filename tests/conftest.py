@@ -53,3 +53,32 @@ def gradient_sinks(monkeypatch) -> list:
 
     monkeypatch.setattr(loop_ops, "gradient_sink", spy)
     return calls
+
+
+@pytest.fixture(scope="session")
+def lm_text(tmp_path_factory) -> str:
+    """A generated text of about 80,000 characters (see support.make_lm_text)."""
+    from support import make_lm_text
+
+    return make_lm_text(tmp_path_factory.mktemp("lm_text") / "train.txt")
+
+
+@pytest.fixture(scope="session")
+def lm_workdir(lm_text, tmp_path_factory) -> str:
+    """A tiny character language model trained for 150 steps with dev evaluations."""
+    from support import tiny_lm_config
+
+    from seq2seq_tf.training.loop import train_and_evaluate
+
+    workdir = str(tmp_path_factory.mktemp("lm_run"))
+    config = tiny_lm_config(lm_text, num_steps=150, eval_every=75, checkpoint_every=75)
+    train_and_evaluate(config, workdir)
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def lm_export(lm_workdir, tmp_path_factory) -> str:
+    """The SavedModel of `lm_workdir` (its best checkpoint)."""
+    from seq2seq_tf.serving import export
+
+    return export.export(lm_workdir, str(tmp_path_factory.mktemp("lm_export")))

@@ -89,3 +89,29 @@ def test_the_task_is_translation_and_another_is_refused_naming_the_field():
     config.task = "other"
     with pytest.raises(config_lib.ConfigError, match=r"config field task: .*'other'"):
         config_lib.validate(config, need_data=False)
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("lm.train_text", "", "lm.train_text: must name a text file"),
+        ("lm.window", 0, "lm.window: must be positive"),
+        ("lm.valid_fraction", 1.5, "lm.valid_fraction: must be in"),
+        ("lm.test_fraction", 0.6, "lm.test_fraction: lm.valid_fraction \\+ lm.test_fraction"),
+        ("lm.characters", "aab", "lm.characters: lists each character once"),
+        ("lm.sample_temperature", -1.0, "lm.sample_temperature: must be >= 0"),
+        ("model.tie_embeddings", True, "model.tie_embeddings: a language model needs"),
+        ("train.strategy", "mirrored", "train.strategy: a language model trains on one device"),
+    ],
+)
+def test_language_model_fields_are_checked_by_name(field, value, message):
+    config = config_lib.default_config()
+    config.task = "language_model"
+    config.lm.train_text = "input.txt"
+    config.lm.valid_fraction = 0.45
+    config.model.decoder_layers = 3  # translation's bridge rules do not apply
+    config_lib.validate(config)
+    group, name = field.split(".")
+    config[group][name] = value
+    with pytest.raises(config_lib.ConfigError, match=message):
+        config_lib.validate(config)

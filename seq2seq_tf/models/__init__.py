@@ -8,6 +8,7 @@ import ml_collections
 from seq2seq_tf.decoders.rnn import RNNDecoder
 from seq2seq_tf.encoders.text import BidirectionalEncoder
 from seq2seq_tf.layers.bridges import make_bridge
+from seq2seq_tf.models.language_model import LanguageModel, build_language_model
 from seq2seq_tf.models.seq2seq import Seq2Seq
 
 
@@ -59,4 +60,4 @@ def build_model(config: ml_collections.ConfigDict, vocab_size: int, pad_id: int 
     return Seq2Seq(encoder, decoder, bridge, pad_id=pad_id)
 
 
-__all__ = ["Seq2Seq", "build_model"]
+__all__ = ["LanguageModel", "Seq2Seq", "build_language_model", "build_model"]

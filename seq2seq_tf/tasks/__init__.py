@@ -6,7 +6,7 @@ import ml_collections
 
 from seq2seq_tf.tasks.base import DevEvaluator, Task
 
-TASKS = ("translation",)
+TASKS = ("translation", "language_model")
 
 
 def make_task(config: ml_collections.ConfigDict, vocab_size: int | None = None) -> Task:
@@ -15,6 +15,10 @@ def make_task(config: ml_collections.ConfigDict, vocab_size: int | None = None) 
         from seq2seq_tf.tasks.translation import TranslationTask
 
         return TranslationTask(config, vocab_size)
+    if config.task == "language_model":
+        from seq2seq_tf.tasks.language_modeling import LanguageModelTask
+
+        return LanguageModelTask(config, vocab_size)
     raise ValueError(f"config field task: must be one of {TASKS}, got {config.task!r}")
 
 

@@ -12,12 +12,14 @@ import tensorflow as tf
 class DevEvaluator(abc.ABC):
     """Dev evaluation during training; names the metric the best checkpoint is chosen by.
 
-    `metric` is a key of the dict `__call__` returns (higher is better);
-    `metric_label` is how the log names it.
+    `metric` is a key of the dict `__call__` returns (higher is better unless
+    `higher_is_better` is False, as for bits per character); `metric_label` is how
+    the log names it.
     """
 
     metric: str
     metric_label: str
+    higher_is_better: bool = True
 
     @abc.abstractmethod
     def __call__(self, step: int) -> dict:

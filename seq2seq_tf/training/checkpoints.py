@@ -15,7 +15,6 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from seq2seq_tf.models import build_model
 from seq2seq_tf.workdir import BEST_DIR, CHECKPOINT_DIR, load_workdir_config
 
 AVERAGED_DIR = "averaged"
@@ -68,8 +67,10 @@ def default_checkpoint(workdir: str) -> str | None:
 
 def restore_model(workdir: str, checkpoint: str | None = None) -> tuple[keras.Model, str]:
     """The model of a workdir with weights from `checkpoint` (default: best, else latest)."""
+    from seq2seq_tf.tasks import make_task  # the task builds its model (seq2seq or LM)
+
     config, vocab_size = load_workdir_config(workdir)
-    model = build_model(config.model, vocab_size)
+    model = make_task(config, vocab_size).build_model()
     if checkpoint is None:
         checkpoint = default_checkpoint(workdir)
         if checkpoint is None:

@@ -17,7 +17,8 @@ class DevTracker:
     """Dev evaluations and what they decide: best checkpoint, plateau, early stop.
 
     The evaluator names the metric the best checkpoint is chosen by
-    (`evaluator.metric`, higher is better; `evaluator.metric_label` for the log).
+    (`evaluator.metric`, higher is better unless `evaluator.higher_is_better` is
+    False; `evaluator.metric_label` for the log).
     Its counters are variables in the training checkpoint, so a resumed run makes
     the same decisions as an uninterrupted one.
     """
@@ -26,7 +27,8 @@ class DevTracker:
         self.evaluator = evaluator
         self.train = config.train
         self.workdir = workdir
-        self.best_score = tf.Variable(-np.inf, trainable=False, name="best_score")
+        self.sign = 1.0 if getattr(evaluator, "higher_is_better", True) else -1.0
+        self.best_score = tf.Variable(-self.sign * np.inf, trainable=False, name="best_score")
         self.best_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="best_step")
         self.evals_since_best = tf.Variable(0, dtype=tf.int64, trainable=False, name="since_best")
         self.last_eval_step = tf.Variable(-1, dtype=tf.int64, trainable=False, name="last_eval")
@@ -45,13 +47,17 @@ class DevTracker:
             "last_eval_step": self.last_eval_step,
         }
 
+    def _gain(self, score: float, than: float) -> float:
+        """How much better `score` is than `than` (positive: better), in the metric's units."""
+        return self.sign * (score - than)
+
     def __call__(self, step: int, lr_scale: tf.Variable) -> bool:
         """Evaluates at `step`; returns True when early stopping says stop."""
         metrics = self.evaluator(step)
         name, label = self.evaluator.metric, self.evaluator.metric_label
         score = float(metrics[name])
         self.last_eval_step.assign(step)
-        if score > float(self.best_score):
+        if self._gain(score, float(self.best_score)) > 0:
             self.best_score.assign(score)
             self.best_step.assign(step)
             self.evals_since_best.assign(0)

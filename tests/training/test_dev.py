@@ -85,3 +85,24 @@ def test_the_evaluator_names_the_metric_and_the_counters_are_checkpointed(tmp_pa
     tf.train.Checkpoint(**resumed.variables()).read(path).assert_consumed()
     assert float(resumed.best_score) == 0.75 and int(resumed.best_step) == 2
     assert int(resumed.evals_since_best) == 1 and int(resumed.last_eval_step) == 3
+
+
+def test_a_lower_is_better_metric_keeps_the_lowest_score(tmp_path):
+    from seq2seq_tf.config import default_config
+
+    config = default_config()
+    config.train.early_stopping_patience = 2
+    evaluator = _ScriptedEvaluator([2.5, 1.9, 2.0, 1.7, 1.8, 1.75], "bits_per_char", "bits/char")
+    evaluator.higher_is_better = False
+    weights, step = tf.Variable([0.0]), tf.Variable(0, dtype=tf.int64)
+    tracker = DevTracker(evaluator, config, str(tmp_path), weights, step)
+    lr_scale = tf.Variable(1.0)
+    decisions = []
+    for current in range(1, 7):
+        step.assign(current)
+        weights.assign([float(current)])
+        decisions.append(tracker(current, lr_scale))
+    assert int(tracker.best_step) == 4 and float(tracker.best_score) == pytest.approx(1.7)
+    assert decisions == [False] * 5 + [True]  # two evaluations above 1.7: early stop
+    best = tf.train.latest_checkpoint(str(tmp_path / workdir.BEST_DIR))
+    assert tf.train.load_checkpoint(best).get_tensor("model/.ATTRIBUTES/VARIABLE_VALUE")[0] == 4.0
