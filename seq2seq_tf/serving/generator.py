@@ -46,7 +46,9 @@ class Generator(tf.Module):
     unknown id, never an error):
         generate(primes [batch], length, temperature, top_k, top_p, seed) ->
             texts [batch] (the continuation only, `length` tokens after the prime),
-            log_probs [batch] (the model's log-probability of the continuation).
+            log_probs [batch] (the model's log-probability of the continuation given
+            the prime, over the tokens sampling may draw: the special ids, which
+            are never drawn, are left out of the softmax).
             temperature 0 means greedy (argmax; top_k, top_p and seed are then unused);
             top_k 0 and top_p 1 turn those filters off; the same seed gives the same
             texts. A prime longer than `max_prime_tokens` keeps its last that many.
