@@ -5,7 +5,6 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DEMO := runs/demo
-export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: demo test lint format clean
 
@@ -25,7 +24,7 @@ demo: $(VENV)/.installed
 	echo "== 3/5 train"; \
 	$(PY) -m seq2seq_tf.train --config=configs/quickstart.py --workdir=$(DEMO)/work; \
 	echo "== 4/5 export"; \
-	$(PY) -m seq2seq_tf.export --workdir=$(DEMO)/work --export_dir=$(DEMO)/export --verbosity=-1; \
+	$(PY) -m seq2seq_tf.export --workdir=$(DEMO)/work --export_dir=$(DEMO)/export; \
 	echo "== 5/5 translate data/toy/test.src with the SavedModel"; \
 	$(PY) -m seq2seq_tf.translate --model_dir=$(DEMO)/export --input=data/toy/test.src \
 	  --output=$(DEMO)/test.hyp --reference=data/toy/test.tgt; \

@@ -21,9 +21,11 @@ import subprocess
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from seq2seq_tf import cli  # noqa: E402  (before TensorFlow: quiets its start-up)
 
-from absl import app, flags, logging  # noqa: E402
+cli.quiet_tensorflow()
+
+from absl import flags, logging  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -53,8 +55,6 @@ def _load_config():
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     import shutil
 
     from seq2seq_tf.data.text import read_lines
@@ -97,6 +97,11 @@ def main(argv):
     train_start = time.perf_counter()
     result = train.train_and_evaluate(config, workdir)
     train_seconds = time.perf_counter() - train_start
+    if result["interrupted"]:  # a signal asked to stop: no test decode
+        print(
+            f"interrupted at step {result['step']} ({result['stopped']}); rerun with --resume"
+        )
+        sys.exit(143)
 
     defaults = SearchDefaults(beam_width=_BEAM.value)
     translator, checkpoint = serving_module(workdir, defaults=defaults)
@@ -138,4 +143,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

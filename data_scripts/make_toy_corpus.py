@@ -44,7 +44,9 @@ import os
 import random
 from dataclasses import dataclass
 
-from absl import app, flags
+from absl import flags
+
+from seq2seq_tf import cli
 
 # --------------------------------------------------------------------------------------
 # Lexicon
@@ -403,8 +405,6 @@ def _define_flags() -> None:
 
 def main(argv: list[str]) -> None:
     """Generate the splits, write them and print one length summary line per split."""
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     splits = make_splits(FLAGS.num_train, FLAGS.num_dev, FLAGS.num_test, FLAGS.seed)
     write_splits(splits, FLAGS.out_dir)
     for name, pairs in splits.items():
@@ -417,4 +417,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     _define_flags()
-    app.run(main)
+    cli.run(main)

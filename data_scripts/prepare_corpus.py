@@ -29,7 +29,9 @@ import unicodedata
 import urllib.request
 import zipfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from seq2seq_tf import cli  # noqa: E402  (before TensorFlow: quiets its start-up)
+
+cli.quiet_tensorflow()
 
 from absl import app, flags  # noqa: E402
 
@@ -174,8 +176,6 @@ _OUT_DIR = flags.DEFINE_string("out_dir", None, "Where the clean corpus goes.", 
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     out_dir = _OUT_DIR.value
     if _SRC.value or _TGT.value:
         if not (_SRC.value and _TGT.value) or len(_SPLITS.value) != 1:
@@ -211,4 +211,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -10,9 +10,9 @@
 The model and its .vocab are written next to the data (at the prefix).
 """
 
-import os
+from seq2seq_tf import cli  # noqa: E402  (before TensorFlow: quiets its start-up)
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+cli.quiet_tensorflow()
 
 from absl import app, flags  # noqa: E402
 
@@ -30,8 +30,6 @@ _SYMBOLS = flags.DEFINE_list("user_defined_symbols", [], "Pieces never split (e.
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if _SEPARATE.value:
         jobs = [([path], f"{_PREFIX.value}.{path.rsplit('.', 1)[-1]}") for path in _INPUTS.value]
         suffixes = [prefix for _, prefix in jobs]
@@ -52,4 +50,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -9,18 +9,16 @@ Writes `<workdir>/averaged/averaged-<newest step>`, a model-only checkpoint that
 
 from __future__ import annotations
 
-import os
+from seq2seq_tf import cli  # noqa: E402  (before TensorFlow: quiets its start-up)
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+cli.quiet_tensorflow()
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from seq2seq_tf.training.checkpoints import average_checkpoints  # noqa: E402
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     f = flags.FLAGS
     print(f"averaged checkpoint: {average_checkpoints(f.workdir, f.last, f.output_dir)}")
 
@@ -31,7 +29,7 @@ def run():
     flags.DEFINE_integer("last", 5, "How many of the newest checkpoints to average.")
     flags.DEFINE_string("output_dir", None, "Where to write (default: <workdir>/averaged).")
     flags.mark_flags_as_required(["workdir"])
-    app.run(main)
+    cli.run(main)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,8 @@ train.eval_every                  steps between dev evaluations (dev loss, greed
                                   samples, attention image); 0 or no dev data = none. The best
                                   checkpoint by dev BLEU is kept in <workdir>/best/
 train.early_stopping_patience     stop after this many evaluations without a new best (0 = never)
+train.early_stopping_min_delta    a new best by less than this does not reset the patience
+                                  (Keras's EarlyStopping min_delta; it is still kept as best)
 train.max_time_s                  stop after this many seconds of training in this process (0 =
                                   no limit); the step budget still applies
 train.time_decay_fraction         with max_time_s: over this last fraction of the time budget the
@@ -105,6 +107,7 @@ from __future__ import annotations
 import ml_collections
 
 from seq2seq_tf.decoders.rnn import PLACEMENTS
+from seq2seq_tf.errors import UserError
 from seq2seq_tf.layers.attention import ATTENTION_TYPES
 from seq2seq_tf.layers.bridges import BRIDGE_TYPES
 from seq2seq_tf.layers.cells import CELL_TYPES, num_states
@@ -115,7 +118,7 @@ _SCHEDULES = ("constant", "cosine", "inverse_sqrt", "plateau")
 _PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config field has a bad value; the message names the field."""
 
 
@@ -171,6 +174,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.train.plateau_factor = 0.5
     config.train.eval_every = 1000
     config.train.early_stopping_patience = 0
+    config.train.early_stopping_min_delta = 0.0
     config.train.max_time_s = 0.0
     config.train.time_decay_fraction = 0.0
     config.train.clip_norm = 5.0
@@ -349,7 +353,7 @@ def _validate_train(t: ml_collections.ConfigDict, has_dev: bool) -> None:
     _require(int(t.warmup_steps) >= 0, "train.warmup_steps", "must be >= 0")
     _require(int(t.plateau_patience) > 0, "train.plateau_patience", "must be positive")
     _require(0.0 < t.plateau_factor < 1.0, "train.plateau_factor", "must be in (0, 1)")
-    for name in ("eval_every", "early_stopping_patience", "max_time_s"):
+    for name in ("eval_every", "early_stopping_patience", "early_stopping_min_delta", "max_time_s"):
         _require(t[name] >= 0, f"train.{name}", "must be >= 0 (0 = off)")
     _require(0.0 <= t.time_decay_fraction <= 1.0, "train.time_decay_fraction", "must be in [0, 1]")
     if t.time_decay_fraction:

@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from seq2seq_tf import cli  # noqa: E402  (before TensorFlow: quiets its start-up)
+
+cli.quiet_tensorflow()
 
 import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
@@ -26,8 +28,6 @@ from seq2seq_tf.serving.translator import SearchDefaults  # noqa: E402
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     f = flags.FLAGS
     if bool(f.model_dir) == bool(f.workdir):
         raise app.UsageError("give exactly one of --model_dir (SavedModel) and --workdir")
@@ -68,7 +68,7 @@ def run():
     flags.DEFINE_string("target_lang", "en", "Target language for the Moses BLEU(lc,tok).")
     flags.DEFINE_integer("beam_width", None, "Beam width (default: the export's, 4 for --workdir).")
     flags.mark_flags_as_required(["source", "reference"])
-    app.run(main)
+    cli.run(main)
 
 
 if __name__ == "__main__":

@@ -8,19 +8,17 @@ it runs with nothing but `tensorflow` and `tensorflow_text` imported.
 
 from __future__ import annotations
 
-import os
+from seq2seq_tf import cli  # noqa: E402  (before TensorFlow: quiets its start-up)
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+cli.quiet_tensorflow()
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from seq2seq_tf.serving.export import export  # noqa: E402
 from seq2seq_tf.serving.translator import SearchDefaults  # noqa: E402
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     f = flags.FLAGS
     defaults = SearchDefaults(
         beam_width=f.beam_width,
@@ -35,14 +33,18 @@ def run():
     """Console entry point; flags are defined here so importing this module defines none."""
     flags.DEFINE_string("workdir", None, "Training workdir to export.")
     flags.DEFINE_string("export_dir", None, "Model base path; writes <dir>/<version>.")
-    flags.DEFINE_integer("version", None, "Version subdirectory (default: the step).")
+    flags.DEFINE_integer(
+        "version", None, "Version subdirectory (default: the step).", lower_bound=0
+    )
     flags.DEFINE_string("checkpoint", None, "Checkpoint (default: best dev BLEU, else latest).")
     flags.DEFINE_string("spm_model", None, "SentencePiece model (default: the workdir's).")
-    flags.DEFINE_integer("beam_width", 4, "Beam width of serving_default (1 = greedy).")
+    flags.DEFINE_integer(
+        "beam_width", 4, "Beam width of serving_default (1 = greedy).", lower_bound=1
+    )
     flags.DEFINE_float("length_penalty", 0.6, "GNMT length penalty alpha (0 = off).")
     flags.DEFINE_float("coverage_penalty", 0.0, "GNMT coverage penalty beta (0 = off).")
     flags.mark_flags_as_required(["workdir", "export_dir"])
-    app.run(main)
+    cli.run(main)
 
 
 if __name__ == "__main__":

@@ -7,19 +7,17 @@ TensorBoard logs under workdir/tensorboard (see seq2seq_tf/workdir.py).
 
 from __future__ import annotations
 
-import os
+from seq2seq_tf import cli  # noqa: E402  (before TensorFlow: quiets its start-up)
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+cli.quiet_tensorflow()
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from seq2seq_tf.training.loop import train_and_evaluate  # noqa: E402
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
 
 
@@ -28,7 +26,7 @@ def run():
     config_flags.DEFINE_config_file("config", None, "Config file (configs/*.py).")
     flags.DEFINE_string("workdir", None, "Where checkpoints and logs go.")
     flags.mark_flags_as_required(["config", "workdir"])
-    app.run(main)
+    cli.run(main)
 
 
 if __name__ == "__main__":

@@ -12,18 +12,24 @@ written back in input order. `--beam_width`, `--nbest` and the sampling flags
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from seq2seq_tf import cli  # noqa: E402  (before TensorFlow: quiets its start-up)
+
+cli.quiet_tensorflow()
 
 import tensorflow as tf  # noqa: E402
 import tensorflow_text  # noqa: E402, F401  (registers the SentencePiece ops)
-from absl import app, flags, logging  # noqa: E402
+from absl import flags, logging  # noqa: E402
 
-from seq2seq_tf.data.text import read_lines  # noqa: E402
+from seq2seq_tf.data.text import DataError, read_lines  # noqa: E402
+from seq2seq_tf.errors import UserError  # noqa: E402
 from seq2seq_tf.serving.client import make_request, resolve_saved_model, translate_lines  # noqa: E402
+
+_CHUNK = 20000  # sentences sorted by length and written together
 
 
 def report_scores(hypotheses: list[str], references: list[str], sources: list[str]) -> dict:
@@ -42,32 +48,54 @@ def report_scores(hypotheses: list[str], references: list[str], sources: list[st
     return {"exact_match": exact, "bleu": bleu.score}
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    f = flags.FLAGS
-    path = resolve_saved_model(f.model_dir)
-    model = tf.saved_model.load(path)
-    sources = read_lines(f.input)
-    call = make_request(
-        model.signatures, f.beam_width, f.nbest, f.temperature, f.top_k, f.top_p, f.seed
-    )
-    start = time.perf_counter()
-    translations, scores = translate_lines(call, sources, f.batch_size, show_progress=True)
-    elapsed = time.perf_counter() - start
-    if f.nbest > 1:  # Moses n-best format: index ||| translation ||| score
-        text = "".join(
-            f"{i} ||| {t} ||| {s:.4f}\n"
+def _open_output(output: str, input_path: str):
+    """The output stream, opened before any work so a bad path fails at once."""
+    if output == "-":
+        return contextlib.nullcontext(sys.stdout)
+    if input_path != "-" and os.path.exists(output) and os.path.samefile(output, input_path):
+        raise UserError(f"--output {output} is the --input file; it would be overwritten")
+    try:
+        return open(output, "w", encoding="utf-8")
+    except OSError as err:
+        raise UserError(f"cannot write --output {output}: {err.strerror}") from err
+
+
+def _format(translations: list[list[str]], scores: list[list[float]], first: int, nbest: int):
+    if nbest > 1:  # Moses n-best format: index ||| translation ||| score
+        return "".join(
+            f"{first + i} ||| {t} ||| {s:.4f}\n"
             for i, (texts, row) in enumerate(zip(translations, scores))
             for t, s in zip(texts, row)
         )
-    else:
-        text = "".join(t[0] + "\n" for t in translations)
-    if f.output == "-":
-        sys.stdout.write(text)
-    else:
-        with open(f.output, "w", encoding="utf-8") as out:
-            out.write(text)
+    return "".join(t[0] + "\n" for t in translations)
+
+
+def main(argv):
+    f = flags.FLAGS
+    path = resolve_saved_model(f.model_dir)
+    sources = read_lines(f.input)
+    references = read_lines(f.reference) if f.reference else None
+    if references is not None and len(references) != len(sources):
+        raise DataError(
+            f"{f.input} has {len(sources)} lines but {f.reference} has {len(references)}"
+        )
+    if f.plot_attention:
+        os.makedirs(f.plot_attention, exist_ok=True)
+    with _open_output(f.output, f.input) as out:
+        model = tf.saved_model.load(path)
+        call = make_request(
+            model.signatures, f.beam_width, f.nbest, f.temperature, f.top_k, f.top_p, f.seed
+        )
+        start = time.perf_counter()
+        best = []
+        # In chunks, each written when done: a long file loses nothing to a late failure.
+        for first in range(0, len(sources), _CHUNK):
+            chunk = sources[first : first + _CHUNK]
+            translations, scores = translate_lines(call, chunk, f.batch_size, show_progress=True)
+            out.write(_format(translations, scores, first, f.nbest))
+            out.flush()
+            best.extend(t[0] for t in translations)
+        elapsed = time.perf_counter() - start
     logging.info(
         "%d sentences in %.1fs (%.1f sent/s) with %s",
         len(sources),
@@ -80,8 +108,8 @@ def main(argv):
 
         count = plot_alignments(model, sources, f.plot_attention)
         logging.info("wrote %d attention heatmaps to %s", count, f.plot_attention)
-    if f.reference:
-        report_scores([t[0] for t in translations], read_lines(f.reference), sources)
+    if references is not None:
+        report_scores(best, references, sources)
 
 
 def run():
@@ -90,16 +118,28 @@ def run():
     flags.DEFINE_string("input", "-", "Source text, plain or .gz ('-' for stdin).")
     flags.DEFINE_string("output", "-", "Where translations go ('-' for stdout).")
     flags.DEFINE_string("reference", None, "Reference translations to score against.")
-    flags.DEFINE_integer("batch_size", 64, "Sentences per call.")
-    flags.DEFINE_integer("beam_width", None, "Beam width (default: the one chosen at export).")
-    flags.DEFINE_integer("nbest", 1, "Write the n best translations per sentence (Moses format).")
-    flags.DEFINE_float("temperature", None, "Sample at this temperature instead of beam search.")
-    flags.DEFINE_integer("top_k", 0, "Sampling: keep the k most likely pieces (0 = all).")
-    flags.DEFINE_float("top_p", 1.0, "Sampling: nucleus probability mass (1 = all).")
+    flags.DEFINE_integer("batch_size", 64, "Sentences per call.", lower_bound=1)
+    flags.DEFINE_integer(
+        "beam_width", None, "Beam width (default: the one chosen at export).", lower_bound=1
+    )
+    flags.DEFINE_integer(
+        "nbest", 1, "Write the n best translations per sentence (Moses format).", lower_bound=1
+    )
+    flags.DEFINE_float(
+        "temperature",
+        None,
+        "Sample at this temperature instead of beam search (0 = greedy).",
+        lower_bound=0.0,
+    )
+    flags.DEFINE_integer(
+        "top_k", 0, "Sampling: keep the k most likely pieces (0 = all).", lower_bound=0
+    )
+    flags.DEFINE_float("top_p", 1.0, "Sampling: nucleus probability mass, in (0, 1].")
+    flags.register_validator("top_p", lambda p: 0.0 < p <= 1.0, "--top_p must be in (0, 1]")
     flags.DEFINE_integer("seed", 0, "Sampling seed; the same seed gives the same samples.")
     flags.DEFINE_string("plot_attention", None, "Write one attention heatmap PNG per sentence.")
     flags.mark_flags_as_required(["model_dir"])
-    app.run(main)
+    cli.run(main)
 
 
 if __name__ == "__main__":

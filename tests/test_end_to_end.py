@@ -85,33 +85,3 @@ def test_commands_train_export_translate(tmp_path):
     )
     assert "exact match:" in scored.stdout and "BLEU:" in scored.stdout
     assert len(hyp.read_text(encoding="utf-8").splitlines()) == 50
-
-
-def test_unknown_override_fails_naming_the_field(tmp_path):
-    result = _run(
-        "-m",
-        "seq2seq_tf.train",
-        "--config=configs/quickstart.py",
-        f"--workdir={tmp_path}",
-        "--config.model.encoder_unitz=3",
-        check=False,
-    )
-    assert result.returncode != 0 and "encoder_unitz" in result.stderr
-
-
-def test_mismatched_files_fail_naming_them(tmp_path):
-    (tmp_path / "a.src").write_text("one\ntwo\n")
-    (tmp_path / "a.tgt").write_text("eins\n")
-    (tmp_path / "spm.model").write_bytes(b"")
-    result = _run(
-        "-m",
-        "seq2seq_tf.train",
-        "--config=configs/quickstart.py",
-        f"--workdir={tmp_path}/w",
-        f"--config.data.train_src={tmp_path}/a.src",
-        f"--config.data.train_tgt={tmp_path}/a.tgt",
-        f"--config.data.spm_model={tmp_path}/spm.model",
-        check=False,
-    )
-    assert result.returncode != 0
-    assert "a.src has 2 lines" in result.stderr and "a.tgt has 1 lines" in result.stderr

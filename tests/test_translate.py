@@ -66,3 +66,36 @@ def test_cli_beam_nbest_sampling_and_heatmaps(saved_model, tmp_path):
     _translate(saved_model, tmp_path, f"--plot_attention={plots}")
     assert sorted(os.listdir(plots)) == ["00000.png", "00001.png", "00002.png"]
     assert (plots / "00000.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_refuses_output_over_input_and_checks_paths_before_decoding(saved_model, tmp_path):
+    source = tmp_path / "in.txt"
+    source.write_text(INPUT, encoding="utf-8")
+    (tmp_path / "short.ref").write_text("one line\n", encoding="utf-8")
+    command = [sys.executable, "-m", "seq2seq_tf.translate", f"--model_dir={saved_model}"]
+    cases = {
+        "same file": (
+            [f"--input={source}", f"--output={tmp_path}/./in.txt"],
+            f"error: --output {tmp_path}/./in.txt is the --input file",
+        ),
+        "unwritable output": (
+            [f"--input={source}", f"--output={tmp_path}/missing/dir/out.txt"],
+            f"error: cannot write --output {tmp_path}/missing/dir/out.txt",
+        ),
+        "reference of another length": (
+            [f"--input={source}", f"--reference={tmp_path}/short.ref"],
+            f"error: {source} has 3 lines but {tmp_path}/short.ref has 1",
+        ),
+    }
+    started = {
+        name: subprocess.Popen(
+            command + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for name, (args, _) in cases.items()
+    }
+    for name, (_, expected) in cases.items():
+        _, err = started[name].communicate(timeout=300)
+        lines = err.splitlines()
+        assert started[name].returncode == 2 and len(lines) == 1, (name, err[-2000:])
+        assert lines[0].startswith(expected), (name, lines)
+    assert source.read_text(encoding="utf-8") == INPUT

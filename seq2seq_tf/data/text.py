@@ -8,8 +8,10 @@ import sys
 
 import tensorflow as tf
 
+from seq2seq_tf.errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError, ValueError):
     """Bad input text; the message names the file and line."""
 
 

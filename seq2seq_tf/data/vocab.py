@@ -15,6 +15,8 @@ import sentencepiece as spm
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from seq2seq_tf.errors import MissingFileError
+
 PAD_ID = 0
 UNK_ID = 1
 BOS_ID = 2
@@ -37,7 +39,7 @@ def train_sentencepiece(
     """
     for path in inputs:
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"SentencePiece training input not found: {path}")
+            raise MissingFileError(f"SentencePiece training input not found: {path}")
     os.makedirs(os.path.dirname(os.path.abspath(model_prefix)), exist_ok=True)
     spm.SentencePieceTrainer.train(
         input=",".join(inputs),
@@ -61,7 +63,7 @@ def train_sentencepiece(
 def read_model_proto(path: str) -> bytes:
     """Reads a .model file, checking it is a SentencePiece model with our special ids."""
     if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(f"SentencePiece model not found: {path}")
+        raise MissingFileError(f"SentencePiece model not found: {path}")
     proto = tf.io.gfile.GFile(path, "rb").read()
     processor = spm.SentencePieceProcessor()
     try:

@@ -53,11 +53,13 @@ class TopP:
         self.p = tf.cast(p, tf.float32)
 
     def __call__(self, logits):
-        # Drop tokens once the mass before them already reaches p.
+        # Drop tokens once the mass before them already reaches p; the most likely
+        # token always stays (at p <= 0 this is greedy, never an empty set).
         sorted_logits = tf.sort(logits, axis=-1, direction="DESCENDING")
         probs = tf.nn.softmax(sorted_logits, axis=-1)
         mass_before = tf.cumsum(probs, axis=-1, exclusive=True)
-        kept = tf.where(mass_before < self.p, sorted_logits, -NEG_INF)
+        first = tf.range(tf.shape(logits)[-1]) == 0
+        kept = tf.where((mass_before < self.p) | first, sorted_logits, -NEG_INF)
         threshold = tf.reduce_min(kept, axis=-1, keepdims=True)
         return tf.where(logits < threshold, NEG_INF, logits)
 

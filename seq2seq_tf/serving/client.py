@@ -15,6 +15,8 @@ from collections.abc import Mapping
 import tensorflow as tf
 from absl import logging
 
+from seq2seq_tf.errors import MissingFileError
+
 
 def resolve_saved_model(model_dir: str) -> str:
     """A SavedModel directory, or the highest numeric version under a base path."""
@@ -27,7 +29,7 @@ def resolve_saved_model(model_dir: str) -> str:
             path = os.path.join(model_dir, str(version))
             if tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
                 return path
-    raise FileNotFoundError(f"no SavedModel at {model_dir} (nor in a numeric version below it)")
+    raise MissingFileError(f"no SavedModel at {model_dir} (nor in a numeric version below it)")
 
 
 def make_request(

@@ -12,9 +12,14 @@ import os
 import tensorflow as tf
 from absl import logging
 
+from seq2seq_tf.errors import UserError
 from seq2seq_tf.serving.translator import SearchDefaults, Translator
 from seq2seq_tf.training.checkpoints import restore_model
 from seq2seq_tf.workdir import SPM_FILE, load_workdir_config
+
+
+class ExportError(UserError, ValueError):
+    """The export cannot be written where asked; the message says why."""
 
 
 def serving_module(
@@ -43,10 +48,25 @@ def export(
     defaults: SearchDefaults | None = None,
 ) -> str:
     """Exports a workdir's model; returns the versioned SavedModel path."""
+    if version is not None and version < 0:
+        raise ExportError(f"--version must be >= 0, got {version}")
     module, checkpoint = serving_module(workdir, checkpoint, spm_model, defaults)
     if version is None:
         version = int(checkpoint.rsplit("-", 1)[-1])
     path = os.path.join(export_dir, str(version))
-    tf.saved_model.save(module, path, signatures=module.export_signatures())
+    if tf.io.gfile.exists(path):
+        raise ExportError(
+            f"{path} already exists (a TF Serving base path may be serving it); "
+            "pass another --version or remove it first"
+        )
+    # Written beside its final place and renamed when whole: TF Serving, watching the
+    # base path, skips names that are not numbers and never sees a half-written model.
+    partial = os.path.join(export_dir, f".partial-{version}-{os.getpid()}")
+    try:
+        tf.saved_model.save(module, partial, signatures=module.export_signatures())
+        tf.io.gfile.rename(partial, path)
+    finally:
+        if tf.io.gfile.exists(partial):
+            tf.io.gfile.rmtree(partial)
     logging.info("exported %s (checkpoint %s) to %s", workdir, checkpoint, path)
     return path

@@ -7,16 +7,23 @@ with nothing but `tensorflow` and `tensorflow_text` imported.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import keras
 import ml_collections
+import sentencepiece as spm
 import tensorflow as tf
 
 from seq2seq_tf import search
 from seq2seq_tf.data import vocab
+from seq2seq_tf.errors import UserError
 
 
-class VocabularyMismatchError(ValueError):
+class SearchSettingsError(UserError, ValueError):
+    """An export-time search setting is out of range; the message names the flag."""
+
+
+class VocabularyMismatchError(UserError, ValueError):
     """The SentencePiece model and the model's embeddings disagree on vocabulary size."""
 
 
@@ -27,6 +34,18 @@ class SearchDefaults:
     beam_width: int = 4
     length_penalty: float = 0.6
     coverage_penalty: float = 0.0
+
+    def __post_init__(self):
+        # Checked here, not in the graph: a NaN penalty exports a model that
+        # translates everything to "", and a beam of 0 fails deep in tracing.
+        if not (isinstance(self.beam_width, int) and self.beam_width >= 1):
+            raise SearchSettingsError(
+                f"--beam_width must be an integer >= 1, got {self.beam_width}"
+            )
+        for name in ("length_penalty", "coverage_penalty"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise SearchSettingsError(f"--{name} must be a finite number >= 0, got {value}")
 
 
 # Signature name -> Translator method.
@@ -41,6 +60,43 @@ _IDS = {"start_id": vocab.BOS_ID, "end_id": vocab.EOS_ID, "pad_id": vocab.PAD_ID
 _STRINGS = tf.TensorSpec([None], tf.string)
 _INT = tf.TensorSpec([], tf.int32)
 _FLOAT = tf.TensorSpec([], tf.float32)
+
+
+def _at_least(value, bound, name: str):
+    """An InvalidArgumentError naming `name` unless value >= bound."""
+    return tf.debugging.assert_greater_equal(value, bound, message=f"{name} must be >= {bound}")
+
+
+def check_sampling_arguments(signature: str, temperature, top_k, top_p) -> list:
+    """Assertions that fail a request with an argument out of range (NaN included)."""
+    return [
+        _at_least(temperature, 0.0, f"{signature}: temperature (0 = greedy)"),
+        _at_least(top_k, 0, f"{signature}: top_k (0 = no limit)"),
+        tf.debugging.assert_greater(top_p, 0.0, message=f"{signature}: top_p must be in (0, 1]"),
+        tf.debugging.assert_less_equal(top_p, 1.0, message=f"{signature}: top_p must be in (0, 1]"),
+    ]
+
+
+def check_utf8(strings, name: str):
+    """An InvalidArgumentError listing the rows of `strings` [batch] that are not UTF-8."""
+    repaired = tf.strings.unicode_transcode(strings, "UTF-8", "UTF-8", errors="replace")
+    valid = tf.equal(repaired, strings)
+    bad_rows = tf.where(~valid)[:, 0]
+    return tf.debugging.Assert(
+        tf.reduce_all(valid), [f"{name}: not valid UTF-8 at rows", bad_rows], summarize=10
+    )
+
+
+def _checked_batch(strings, name: str):
+    """Checks UTF-8 and stands one "" in for an empty batch (the search needs a row).
+
+    Returns:
+        (strings [max(batch, 1)], batch): outputs are cut back to `[:batch]`.
+    """
+    with tf.control_dependencies([check_utf8(strings, name)]):
+        batch = tf.size(strings)
+    strings = tf.cond(batch > 0, lambda: strings, lambda: tf.constant([""]))
+    return strings, batch
 
 
 class Translator(tf.Module):
@@ -61,8 +117,13 @@ class Translator(tf.Module):
 
     Sources longer than `max_source_pieces` are cut to that many pieces, and
     targets to score to `decode.max_length` (the documented rule), so no input
-    fails deep inside the graph. An empty (or all-space) string translates to ""
-    with score 0 (except in `score` and `align`, which report what the model does).
+    fails deep inside the graph. A source with no known piece (empty, all
+    spaces, or only characters the vocabulary lacks) translates to "" with score 0
+    in every signature but `score`, which reports what the model does. An empty
+    batch gives empty outputs. Bytes that are not UTF-8, and arguments out of
+    range (n or beam_width < 1, temperature < 0, top_k < 0, top_p outside (0, 1]),
+    fail the request with an InvalidArgumentError that names the input or argument.
+    Temperature 0 samples the argmax (greedy, up to exact ties).
     """
 
     def __init__(
@@ -83,6 +144,12 @@ class Translator(tf.Module):
             )
         self.model = model
         self.spm_model = tf.saved_model.Asset(spm_model_path)  # travels in assets/
+        processor = spm.SentencePieceProcessor()
+        processor.LoadFromSerializedProto(proto)
+        # Ids that carry no content: what a source of only unknown characters becomes.
+        self._contentless = sorted(
+            {vocab.PAD_ID, vocab.UNK_ID, vocab.EOS_ID, processor.PieceToId("\u2581")}
+        )
         self.tokenizer = vocab.make_tokenizer(proto)
         self._ratio = float(decode.max_length_ratio)
         self._offset = int(decode.max_length_offset)
@@ -103,14 +170,22 @@ class Translator(tf.Module):
         ragged = tf.RaggedTensor.from_tensor(flat_ids, lengths=tf.reshape(lengths, [-1]))
         return tf.reshape(self.tokenizer.detokenize(ragged), shape)
 
-    @staticmethod
-    def _blank_empty(inputs, translations, scores):
-        """Empty (or all-space) sources translate to "" with score 0, whatever the model says."""
-        empty = tf.equal(tf.strings.length(tf.strings.strip(inputs)), 0)
-        shape = tf.shape(translations)
-        empty = tf.reshape(empty, tf.concat([[-1], tf.ones_like(shape[1:])], 0))
-        empty = tf.broadcast_to(empty, shape)
-        return tf.where(empty, "", translations), tf.where(empty, 0.0, scores)
+    def _blank_unknown(self, source, *outputs):
+        """Sources with no known piece get "" (strings) and 0 (numbers) in every output.
+
+        Args:
+            source: ids `[batch, src_len]`; outputs: tensors `[batch, ...]`.
+        """
+        contentless = tf.reduce_any(source[:, :, None] == self._contentless, axis=2)
+        blank = tf.reduce_all(contentless, axis=1)
+        blanked = []
+        for output in outputs:
+            rank = tf.rank(output)
+            mask = tf.reshape(blank, tf.concat([[-1], tf.ones([rank - 1], tf.int32)], 0))
+            mask = tf.broadcast_to(mask, tf.shape(output))
+            empty = "" if output.dtype == tf.string else tf.zeros([], output.dtype)
+            blanked.append(tf.where(mask, empty, output))
+        return blanked
 
     def _start(self, inputs):
         """Source ids, per-sentence target budgets and the decoder's first state."""
@@ -119,10 +194,10 @@ class Translator(tf.Module):
         budget = search.max_target_lengths(source_lengths, self._ratio, self._offset, self._cap)
         return source, budget, self.model.initial_state(source, training=False)
 
-    def beam(self, inputs, beam_width, n_best) -> search.Hypotheses:
-        """Beam search with the export-time penalties (greedy when the beam is 1)."""
-        _, budget, state = self._start(inputs)
-        return search.beam_search(
+    def beam(self, inputs, beam_width, n_best) -> tuple[tf.Tensor, search.Hypotheses]:
+        """Source ids and the beam search with the export-time penalties (greedy at width 1)."""
+        source, budget, state = self._start(inputs)
+        return source, search.beam_search(
             self.model.step,
             state,
             budget,
@@ -138,31 +213,48 @@ class Translator(tf.Module):
 
     @tf.function(input_signature=[_STRINGS])
     def translate(self, inputs):
-        hyps = self.beam(inputs, self._defaults.beam_width, 1)
+        inputs, n = _checked_batch(inputs, "inputs")
+        source, hyps = self.beam(inputs, self._defaults.beam_width, 1)
         texts = self.decode_ids(hyps.ids, hyps.lengths)[:, 0]
-        texts, scores = self._blank_empty(inputs, texts, hyps.scores[:, 0])
-        return {"translations": texts, "scores": scores}
+        texts, scores = self._blank_unknown(source, texts, hyps.scores[:, 0])
+        return {"translations": texts[:n], "scores": scores[:n]}
 
     @tf.function(input_signature=[_STRINGS, _INT, _INT])
     def translate_nbest(self, inputs, n, beam_width):
-        n = tf.maximum(n, 1)
-        hyps = self.beam(inputs, tf.maximum(n, beam_width), n)
+        with tf.control_dependencies(
+            [
+                _at_least(n, 1, "translate_nbest: n"),
+                _at_least(beam_width, 1, "translate_nbest: beam_width"),
+            ]
+        ):
+            inputs, rows = _checked_batch(inputs, "inputs")
+        source, hyps = self.beam(inputs, tf.maximum(n, beam_width), n)
         texts = self.decode_ids(hyps.ids, hyps.lengths)
-        texts, scores = self._blank_empty(inputs, texts, hyps.scores)
-        return {"translations": texts, "scores": scores}
+        texts, scores = self._blank_unknown(source, texts, hyps.scores)
+        return {"translations": texts[:rows], "scores": scores[:rows]}
 
     @tf.function(input_signature=[_STRINGS, _FLOAT, _INT, _FLOAT, _INT])
     def sample(self, inputs, temperature, top_k, top_p, seed):
-        _, budget, state = self._start(inputs)
+        with tf.control_dependencies(check_sampling_arguments("sample", temperature, top_k, top_p)):
+            inputs, n = _checked_batch(inputs, "inputs")
+        source, budget, state = self._start(inputs)
         hyps = search.sample_search(
             self.model.step, state, budget, temperature, top_k, top_p, seed, **_IDS
         )
         texts = self.decode_ids(hyps.ids, hyps.lengths)[:, 0]
-        texts, scores = self._blank_empty(inputs, texts, hyps.log_probs[:, 0])
-        return {"translations": texts, "scores": scores}
+        texts, scores = self._blank_unknown(source, texts, hyps.log_probs[:, 0])
+        return {"translations": texts[:n], "scores": scores[:n]}
 
     @tf.function(input_signature=[_STRINGS, _STRINGS])
     def score(self, sources, targets):
+        same = tf.debugging.assert_equal(
+            tf.size(sources),
+            tf.size(targets),
+            message="score: sources and targets must have the same number of strings",
+        )
+        with tf.control_dependencies([same]):
+            sources, n = _checked_batch(sources, "sources")
+            targets, _ = _checked_batch(targets, "targets")
         source = self.encode_sources(sources)
         pieces = self.tokenizer.tokenize(targets)[:, : self._cap - 1]
         rows = pieces.nrows()
@@ -174,10 +266,11 @@ class Translator(tf.Module):
         log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
         token = tf.gather(log_probs, target_out, batch_dims=2)  # batch x tgt_len
         mask = target_out != vocab.PAD_ID
-        return {"scores": tf.reduce_sum(tf.where(mask, token, 0.0), axis=1)}
+        return {"scores": tf.reduce_sum(tf.where(mask, token, 0.0), axis=1)[:n]}
 
     @tf.function(input_signature=[_STRINGS])
     def align(self, inputs):
+        inputs, n = _checked_batch(inputs, "inputs")
         source, budget, state = self._start(inputs)
         hyps = search.greedy_search(
             self.model.step, state, budget, alignment_fn=self.model.alignment, **_IDS
@@ -185,11 +278,18 @@ class Translator(tf.Module):
         ids, lengths = hyps.ids[:, 0], hyps.lengths[:, 0]
         target_mask = tf.sequence_mask(lengths, tf.shape(ids)[1])
         source_mask = source != vocab.PAD_ID
+        alignments = hyps.alignments[:, 0] * tf.cast(target_mask[:, :, None], tf.float32)
+        texts, target_pieces, alignments = self._blank_unknown(
+            source,
+            self.decode_ids(hyps.ids, hyps.lengths)[:, 0],
+            self._pieces(ids, target_mask),
+            alignments,
+        )
         return {
-            "translations": self.decode_ids(hyps.ids, hyps.lengths)[:, 0],
-            "source_pieces": self._pieces(source, source_mask),
-            "target_pieces": self._pieces(ids, target_mask),
-            "alignments": hyps.alignments[:, 0] * tf.cast(target_mask[:, :, None], tf.float32),
+            "translations": texts[:n],
+            "source_pieces": self._pieces(source, source_mask)[:n],
+            "target_pieces": target_pieces[:n],
+            "alignments": alignments[:n],
         }
 
     def _pieces(self, ids, mask):

@@ -65,6 +65,10 @@ class Task(abc.ABC):
         summary writer."""
         return None
 
+    def workdir_fields(self) -> dict:
+        """What config.json keeps beside the config (e.g. the vocabulary size)."""
+        return {}
+
     def checkpoint_items(self) -> dict:
         """Extra trackables the training checkpoint holds (a language model's carried state)."""
         return {}

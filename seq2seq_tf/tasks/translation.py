@@ -53,6 +53,9 @@ class TranslationTask(Task):
             self._boundaries = parallel.derive_bucket_boundaries(self._stats.lengths)
             logging.info("bucket boundaries from the training data: %s", self._boundaries)
 
+    def workdir_fields(self) -> dict:
+        return {"vocab_size": self.vocab_size}
+
     def describe(self) -> str:
         return f"vocabulary {self.vocab_size}"
 

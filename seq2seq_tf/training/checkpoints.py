@@ -15,12 +15,13 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from seq2seq_tf.errors import MissingFileError, UserError
 from seq2seq_tf.workdir import BEST_DIR, CHECKPOINT_DIR, load_workdir_config
 
 AVERAGED_DIR = "averaged"
 
 
-class TrainingError(RuntimeError):
+class TrainingError(UserError, RuntimeError):
     """Training cannot go on (e.g. only non-finite steps); the message says why and what is kept."""
 
 
@@ -59,10 +60,60 @@ def save_checkpoint(manager: tf.train.CheckpointManager, step: int) -> str:
         ) from err
 
 
+def checkpoint_files(directory: str) -> list[str]:
+    """Checkpoint prefixes found as files in `directory` (`name-<step>.index`), oldest first.
+
+    What the index (`directory/checkpoint`) would list; read when the index is gone.
+    """
+    found = []
+    for index in tf.io.gfile.glob(os.path.join(directory, "*-*.index")):
+        prefix = index[: -len(".index")]
+        step = prefix.rsplit("-", 1)[-1]
+        if step.isdigit():
+            found.append((int(step), prefix))
+    return [prefix for _, prefix in sorted(found)]
+
+
+def checkpoint_paths(directory: str) -> list[str]:
+    """The checkpoints of `directory`, oldest first: from its index, else from its files."""
+    state = tf.train.get_checkpoint_state(directory)
+    if state and state.all_model_checkpoint_paths:
+        return list(state.all_model_checkpoint_paths)
+    return checkpoint_files(directory)
+
+
+def recover_checkpoint_index(directory: str) -> None:
+    """Rewrites a missing checkpoint index from the checkpoint files beside it.
+
+    Without it a rerun would start from step 0 and its saves would overwrite (and
+    the keep-N cleanup delete) the checkpoints that are there.
+    """
+    if tf.train.get_checkpoint_state(directory):
+        return
+    found = checkpoint_files(directory)
+    if found:
+        # With their times, so the manager tracks them (and keeps N as usual).
+        times = [tf.io.gfile.stat(f"{p}.index").mtime_nsec / 1e9 for p in found]
+        tf.compat.v1.train.update_checkpoint_state(
+            directory,
+            found[-1],
+            all_model_checkpoint_paths=found,
+            all_model_checkpoint_timestamps=times,
+            last_preserved_timestamp=min(times) - 1.0,
+        )
+        logging.warning(
+            "%s had checkpoint files but no index (%s); rebuilt it from %d files, newest %s",
+            directory, os.path.join(directory, "checkpoint"), len(found), found[-1],
+        )  # fmt: skip
+
+
 def default_checkpoint(workdir: str) -> str | None:
-    """The best checkpoint by dev BLEU when the run kept one, else the latest."""
-    best = tf.train.latest_checkpoint(os.path.join(workdir, BEST_DIR))
-    return best or tf.train.latest_checkpoint(os.path.join(workdir, CHECKPOINT_DIR))
+    """The best checkpoint by the dev metric when the run kept one, else the latest."""
+    for directory in (BEST_DIR, CHECKPOINT_DIR):
+        paths = checkpoint_paths(os.path.join(workdir, directory))
+        if paths:
+            return paths[-1]
+    return None
 
 
 def restore_model(workdir: str, checkpoint: str | None = None) -> tuple[keras.Model, str]:
@@ -74,7 +125,7 @@ def restore_model(workdir: str, checkpoint: str | None = None) -> tuple[keras.Mo
     if checkpoint is None:
         checkpoint = default_checkpoint(workdir)
         if checkpoint is None:
-            raise FileNotFoundError(f"no checkpoint in {os.path.join(workdir, CHECKPOINT_DIR)}")
+            raise MissingFileError(f"no checkpoint in {os.path.join(workdir, CHECKPOINT_DIR)}")
     # read(), not restore(): model-only checkpoints (averaged ones) hold no save counter.
     tf.train.Checkpoint(model=model).read(
         checkpoint
@@ -84,10 +135,9 @@ def restore_model(workdir: str, checkpoint: str | None = None) -> tuple[keras.Mo
 
 def last_checkpoints(workdir: str, last: int) -> list[str]:
     """The newest `last` rolling checkpoints, oldest first."""
-    state = tf.train.get_checkpoint_state(os.path.join(workdir, CHECKPOINT_DIR))
-    paths = list(state.all_model_checkpoint_paths) if state else []
+    paths = checkpoint_paths(os.path.join(workdir, CHECKPOINT_DIR))
     if not paths:
-        raise FileNotFoundError(f"no checkpoints in {os.path.join(workdir, CHECKPOINT_DIR)}")
+        raise MissingFileError(f"no checkpoints in {os.path.join(workdir, CHECKPOINT_DIR)}")
     if last > len(paths):
         logging.warning("asked for %d checkpoints, %s keeps %d", last, workdir, len(paths))
     return paths[-last:]

@@ -57,23 +57,24 @@ class DevTracker:
         name, label = self.evaluator.metric, self.evaluator.metric_label
         score = float(metrics[name])
         self.last_eval_step.assign(step)
-        if self._gain(score, float(self.best_score)) > 0:
+        previous = float(self.best_score)
+        if self._gain(score, previous) > 0:
             self.best_score.assign(score)
             self.best_step.assign(step)
-            self.evals_since_best.assign(0)
             path = self.best_manager.save(checkpoint_number=step)
             logging.info("new best dev %s %.2f at step %d: %s", label, score, step, path)
+        # Patience counts evaluations without an improvement of more than min_delta.
+        if self._gain(score, previous) > float(self.train.early_stopping_min_delta):
+            self.evals_since_best.assign(0)
         else:
             self.evals_since_best.assign_add(1)
+        if self._gain(score, previous) <= 0:
             since = int(self.evals_since_best)
+            best, at = float(self.best_score), int(self.best_step)
             logging.info(
                 "dev %s %.2f; best %.2f at step %d (%d evaluations ago)",
-                label,
-                score,
-                float(self.best_score),
-                int(self.best_step),
-                since,
-            )
+                label, score, best, at, since,
+            )  # fmt: skip
             plateau = self.train.lr_schedule == "plateau"
             if plateau and since % int(self.train.plateau_patience) == 0:
                 lr_scale.assign(lr_scale * self.train.plateau_factor)
@@ -85,8 +86,10 @@ class DevTracker:
         patience = int(self.train.early_stopping_patience)
         if patience and int(self.evals_since_best) >= patience:
             logging.info(
-                "early stopping: no better dev %s in %d evaluations (best %.2f at step %d)",
+                "early stopping: no dev %s better by more than %g in %d evaluations "
+                "(best %.2f at step %d)",
                 label,
+                float(self.train.early_stopping_min_delta),
                 patience,
                 float(self.best_score),
                 int(self.best_step),

@@ -12,6 +12,7 @@ single device).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -24,12 +25,24 @@ from absl import logging
 
 from seq2seq_tf import config as config_lib
 from seq2seq_tf.training import distribute
-from seq2seq_tf.training.checkpoints import TrainingError, restore_newest_good, save_checkpoint
+from seq2seq_tf.training.checkpoints import (
+    TrainingError,
+    checkpoint_paths,
+    recover_checkpoint_index,
+    restore_newest_good,
+    save_checkpoint,
+)
 from seq2seq_tf.training.dev import DevTracker
 from seq2seq_tf.training.optimizer import FusedAdam
 from seq2seq_tf.training.progress import Progress, StopOnSignal
 from seq2seq_tf.training.schedules import ScaledSchedule, make_schedule, time_decay_factor
-from seq2seq_tf.workdir import CHECKPOINT_DIR, TENSORBOARD_DIR
+from seq2seq_tf.workdir import (
+    CHECKPOINT_DIR,
+    TENSORBOARD_DIR,
+    check_config_compatible,
+    training_lock,
+    write_config,
+)
 
 
 def build_training(
@@ -170,7 +183,8 @@ def _write_hparams(config: ml_collections.ConfigDict, workdir: str, writer) -> N
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Trains (or resumes) the task of `config` until the step budget, time budget or
-    early stopping. Returns the last training metrics, with where and why it stopped."""
+    early stopping. Returns the last training metrics, with where and why it stopped
+    (`step`, `stopped`, and `interrupted`: True when a signal stopped it early)."""
     from seq2seq_tf.tasks import make_task
 
     config_lib.validate(config)
@@ -179,8 +193,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
 
 def train(task, config: ml_collections.ConfigDict, workdir: str, strategy) -> dict:
-    """The loop itself (see the module docstring); `task` is a `tasks.base.Task`."""
-    return _Session(task, config, workdir, strategy).run()
+    """The loop itself (see the module docstring); `task` is a `tasks.base.Task`.
+
+    The chief holds the workdir's lock for the whole run and refuses a workdir
+    trained with another model before anything there changes.
+    """
+    chief = distribute.is_chief(strategy)
+    with training_lock(workdir) if chief else contextlib.nullcontext():
+        if chief:
+            check_config_compatible(config, workdir)
+        return _Session(task, config, workdir, strategy).run()
 
 
 class _Session:
@@ -217,6 +239,8 @@ class _Session:
             self.tracker = DevTracker(self.evaluator, config, workdir, self.model, self.step)
         self.manager = self._checkpoint_manager()
         self._resume()
+        if self.chief:  # only now: a failed restore leaves the workdir as it was
+            write_config(config, workdir, **task.workdir_fields())
         signature = tuple(tf.TensorSpec(s.shape, s.dtype) for s in dataset.element_spec)
         self.train_step = make_train_step(
             self.model, self.optimizer, config, task.loss_sums, signature, strategy
@@ -246,9 +270,11 @@ class _Session:
             **(self.tracker.variables() if self.tracker else {}),
             **self.task.checkpoint_items(),
         )
+        directory = os.path.join(self.workdir, CHECKPOINT_DIR)
+        recover_checkpoint_index(directory)
         return tf.train.CheckpointManager(
             checkpoint,
-            os.path.join(self.workdir, CHECKPOINT_DIR),
+            directory,
             max_to_keep=self.config.train.keep_checkpoints,
             step_counter=self.step,
         )
@@ -257,9 +283,7 @@ class _Session:
         """Restores the newest good checkpoint (the chief's, on other workers), if any."""
         resume_from = self.manager.checkpoints
         if not self.chief:
-            path = os.path.join(self.chief_workdir, CHECKPOINT_DIR)
-            state = tf.train.get_checkpoint_state(path)
-            resume_from = list(state.all_model_checkpoint_paths) if state else []
+            resume_from = checkpoint_paths(os.path.join(self.chief_workdir, CHECKPOINT_DIR))
         if resume_from:
             restored = restore_newest_good(self.manager.checkpoint, resume_from)
             logging.info("resumed from %s at step %d", restored, int(self.step))
@@ -317,6 +341,7 @@ class _Session:
         progress = Progress(int(self.step), num_steps, deadline, unit=self.task.progress_unit)
         metrics: dict = {}
         stop_reason = f"step budget {num_steps}"
+        interrupted = False
         with StopOnSignal(signal.SIGTERM) as stop_signal:
             while int(self.step) < num_steps:
                 if time_decay:
@@ -335,15 +360,16 @@ class _Session:
                     self._save(current)
                 if signalled:
                     stop_reason = f"{signalled}: checkpoint saved, rerun to resume"
+                    interrupted = True
                 elif out_of_time:
                     stop_reason = f"time budget {max_time:.0f}s"
                 elif stop:
                     stop_reason = "early stopping"
                 if signalled or out_of_time or stop:
                     break
-        return self._finish(metrics, stop_reason)
+        return self._finish(metrics, stop_reason, interrupted)
 
-    def _finish(self, metrics: dict, stop_reason: str) -> dict:
+    def _finish(self, metrics: dict, stop_reason: str, interrupted: bool) -> dict:
         self.writer.flush()
         epochs = int(self.examples) / self.per_epoch
         best = ""
@@ -355,5 +381,7 @@ class _Session:
             "stopped at step %d (%s), %.2f epochs; checkpoints in %s%s",
             int(self.step), stop_reason, epochs, self.manager.directory, best,
         )  # fmt: skip
-        metrics.update(step=int(self.step), epoch=epochs, stopped=stop_reason)
+        metrics.update(
+            step=int(self.step), epoch=epochs, stopped=stop_reason, interrupted=interrupted
+        )
         return metrics

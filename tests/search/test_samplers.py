@@ -48,6 +48,7 @@ PROBS = np.array([[0.15, 0.5, 0.05, 0.3], [0.25, 0.2, 0.45, 0.1]])
         (0.85, [{0, 1, 3}, {0, 1, 2}]),
         (0.99, [{0, 1, 2, 3}, {0, 1, 2, 3}]),
         (1e-6, [{1}, {2}]),  # tiny p: the most likely token only
+        (0.0, [{1}, {2}]),  # never an empty set (it sampled uniformly from all before)
     ],
 )
 def test_top_p_keeps_the_smallest_nucleus_reaching_p(p, expected):

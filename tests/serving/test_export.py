@@ -11,7 +11,12 @@ import pytest
 import tensorflow as tf
 
 from seq2seq_tf.serving import export
-from seq2seq_tf.serving.translator import SIGNATURES, VocabularyMismatchError
+from seq2seq_tf.serving.translator import (
+    SIGNATURES,
+    SearchDefaults,
+    SearchSettingsError,
+    VocabularyMismatchError,
+)
 
 SENTENCES = [
     "the dog laughs .",
@@ -214,7 +219,7 @@ def _check_outputs(name, outputs, batch):
             for text in value.numpy().ravel():
                 text.decode("utf-8")  # valid UTF-8, or this raises
         else:
-            assert np.all(np.isfinite(value.numpy())) or key == "scores", (name, key)
+            assert np.all(np.isfinite(value.numpy())), (name, key)
 
 
 def _call_all(signatures, inputs):
@@ -242,8 +247,116 @@ def loaded(exported):
     return tf.saved_model.load(exported[0])
 
 
-def test_every_signature_survives_nasty_strings_and_bytes(loaded):
-    _call_all(loaded.signatures, [s.encode("utf-8") for s in _NASTY] + _BAD_BYTES)
+def test_every_signature_survives_nasty_strings(loaded):
+    _call_all(loaded.signatures, [s.encode("utf-8") for s in _NASTY])
+
+
+def _requests(inputs, **overrides):
+    """Each signature's arguments for `inputs` (a string tensor), with `overrides`."""
+    calls = {
+        "serving_default": {"inputs": inputs},
+        "translate_nbest": {"inputs": inputs, "n": 2, "beam_width": 3},
+        "sample": {"inputs": inputs, "temperature": 1.0, "top_k": 0, "top_p": 0.9, "seed": 1},
+        "score": {"sources": inputs, "targets": inputs},
+        "align": {"inputs": inputs},
+    }
+    for name, kwargs in overrides.items():
+        calls[name].update(kwargs)
+    return {
+        name: {k: v if isinstance(v, tf.Tensor) else tf.constant(v) for k, v in kwargs.items()}
+        for name, kwargs in calls.items()
+    }
+
+
+@pytest.mark.parametrize("bad", _BAD_BYTES)
+def test_bytes_that_are_not_utf8_fail_the_request_naming_the_row(loaded, bad):
+    for name, kwargs in _requests(tf.constant([b"the dog laughs .", bad])).items():
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"not valid UTF-8 at rows.*\b1\b"):
+            loaded.signatures[name](**kwargs)
+
+
+def test_an_empty_batch_gives_empty_outputs_of_the_right_shapes(loaded):
+    ranks = {"translate_nbest": 2, "source_pieces": 2, "target_pieces": 2, "alignments": 3}
+    for name, kwargs in _requests(tf.constant([], tf.string)).items():
+        outputs = loaded.signatures[name](**kwargs)
+        for key, value in outputs.items():
+            rank = ranks.get(key, ranks.get(name, 1))
+            assert value.shape.rank == rank and value.shape[0] == 0, (name, key, value.shape)
+
+
+@pytest.mark.parametrize(
+    "signature, arguments, named",
+    [
+        ("sample", {"top_p": 0.0}, r"top_p must be in \(0, 1\]"),
+        ("sample", {"top_p": 1.5}, r"top_p must be in \(0, 1\]"),
+        ("sample", {"top_p": float("nan")}, r"top_p must be in \(0, 1\]"),
+        ("sample", {"temperature": -0.5}, "temperature .* must be >= 0"),
+        ("sample", {"temperature": float("nan")}, "temperature .* must be >= 0"),
+        ("sample", {"top_k": -1}, "top_k .* must be >= 0"),
+        ("translate_nbest", {"n": 0}, "translate_nbest: n must be >= 1"),
+        ("translate_nbest", {"beam_width": -3}, "translate_nbest: beam_width must be >= 1"),
+    ],
+)
+def test_out_of_range_arguments_fail_naming_the_argument(loaded, signature, arguments, named):
+    kwargs = _requests(tf.constant(["the dog laughs ."]), **{signature: arguments})[signature]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=named):
+        loaded.signatures[signature](**kwargs)
+
+
+def test_temperature_zero_samples_the_greedy_translation(loaded):
+    inputs = tf.constant([s for s in SENTENCES if s])
+    sampled = loaded.signatures["sample"](
+        **_requests(inputs, sample={"temperature": 0.0, "seed": 9})["sample"]
+    )
+    greedy = loaded.signatures["align"](inputs=inputs)
+    assert sampled["translations"].numpy().tolist() == greedy["translations"].numpy().tolist()
+
+
+def test_sources_with_no_known_piece_translate_to_empty_with_score_zero(loaded):
+    blank = ["", "   ", "\u6f22\u5b57\u6f22\u5b57"]  # the toy vocabulary has no CJK characters
+    inputs = tf.constant(blank + ["the dog laughs ."])
+    pieces = loaded.signatures["align"](inputs=inputs)["source_pieces"].numpy()
+    assert {p for p in pieces[2] if p} <= {b"<unk>", b"</s>", b"\xe2\x96\x81"}  # unknown only
+    for name, kwargs in _requests(inputs).items():
+        if name == "score":
+            continue  # score reports what the model does, as documented
+        outputs = loaded.signatures[name](**kwargs)
+        texts = outputs["translations"].numpy().tolist()
+        rows = [t if isinstance(t, list) else [t] for t in texts]
+        assert all(t == b"" for row in rows[:3] for t in row), name
+        assert all(t != b"" for t in rows[3]), name
+        for key, value in outputs.items():
+            if key in ("scores", "alignments"):
+                assert (value.numpy()[:3] == 0).all() and (value.numpy()[3] != 0).any(), (name, key)
+
+
+def test_score_refuses_sources_and_targets_of_different_counts(loaded):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="same number of strings"):
+        loaded.signatures["score"](sources=tf.constant(["a", "b"]), targets=tf.constant(["a"]))
+
+
+def test_export_refuses_to_overwrite_a_version_and_a_negative_version(trained_workdir, exported):
+    path, base = exported
+    with pytest.raises(export.ExportError, match="already exists .* another --version"):
+        export.export(trained_workdir, base)
+    with pytest.raises(export.ExportError, match="--version must be >= 0"):
+        export.export(trained_workdir, base, version=-1)
+    assert sorted(os.listdir(base)) == [os.path.basename(path)]  # no partial left behind
+
+
+@pytest.mark.parametrize(
+    "field, value, flag",
+    [
+        ("beam_width", 0, "--beam_width"),
+        ("beam_width", -3, "--beam_width"),
+        ("length_penalty", float("nan"), "--length_penalty"),
+        ("length_penalty", -1.0, "--length_penalty"),
+        ("coverage_penalty", float("inf"), "--coverage_penalty"),
+    ],
+)
+def test_search_defaults_refuse_out_of_range_settings(field, value, flag):
+    with pytest.raises(SearchSettingsError, match=f"{flag} must be"):
+        SearchDefaults(**{field: value})
 
 
 def test_fuzzed_unicode_batches_keep_count_order_and_utf8(loaded):

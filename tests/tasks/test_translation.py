@@ -26,7 +26,9 @@ def test_prepare_reads_the_vocabulary_and_the_training_data(toy_data, tmp_path):
     assert task.vocab_size == vocab.vocab_size_of(toy_data["spm_model"])
     assert task.describe() == f"vocabulary {task.vocab_size}"
     assert 0 < task.examples_per_epoch() <= 3000
-    assert (tmp_path / "work" / "config.json").exists()
+    assert (tmp_path / "work" / "spm.model").exists()
+    assert not (tmp_path / "work" / "config.json").exists()  # the loop writes it after resume
+    assert task.workdir_fields() == {"vocab_size": task.vocab_size}
 
 
 def test_loss_sums_equal_the_sequence_loss_of_the_full_logits(toy_data, tmp_path):

@@ -2,6 +2,7 @@
 restore a workdir's model, average the last few."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -71,6 +72,7 @@ def test_default_checkpoint_is_the_best_else_the_latest_and_restore_model_reads_
     run = str(tmp_path)
     config = tiny_config(toy_data)
     vocab_size = workdir.prepare_workdir(config, run)
+    workdir.write_config(config, run, vocab_size=vocab_size)
     assert checkpoints.default_checkpoint(run) is None
     with pytest.raises(FileNotFoundError, match="no checkpoint in"):
         checkpoints.restore_model(run)
@@ -161,3 +163,37 @@ def test_averaged_weights_equal_the_mean_of_the_last_checkpoints(toy_data, tmp_p
     assert f"averaged checkpoint: {out / 'averaged-30'}" in done.stdout
     for got, want in zip(weights(str(out / "averaged-30")), result):
         np.testing.assert_array_equal(got, want)
+
+
+def test_checkpoint_files_without_their_index_are_found_and_the_index_rebuilt(tmp_path):
+    directory = str(tmp_path / "ckpts")
+    variable = tf.Variable(0.0)
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=variable), directory, 5)
+    for step in (3, 10, 7):  # saved out of step order: the rebuilt index sorts by step
+        variable.assign(float(step))
+        manager.save(checkpoint_number=step)
+    os.remove(os.path.join(directory, "checkpoint"))
+    assert tf.train.get_checkpoint_state(directory) is None
+    expected = [os.path.join(directory, f"ckpt-{s}") for s in (3, 7, 10)]
+    assert checkpoints.checkpoint_paths(directory) == expected
+    checkpoints.recover_checkpoint_index(directory)
+    again = tf.train.CheckpointManager(tf.train.Checkpoint(v=variable), directory, 5)
+    assert again.checkpoints == expected
+    checkpoints.recover_checkpoint_index(directory)  # an index that is there is left alone
+    assert tf.train.get_checkpoint_state(directory).model_checkpoint_path == expected[-1]
+
+
+def test_a_rerun_without_the_checkpoint_index_resumes_and_overwrites_nothing(
+    trained_workdir, toy_data, tmp_path
+):
+    run = str(tmp_path / "run")
+    shutil.copytree(trained_workdir, run)
+    ckpt_dir = os.path.join(run, workdir.CHECKPOINT_DIR)
+    os.remove(os.path.join(ckpt_dir, "checkpoint"))
+    newest = sorted(f for f in os.listdir(ckpt_dir) if f.startswith("ckpt-60."))
+    before = {f: open(os.path.join(ckpt_dir, f), "rb").read() for f in newest}
+    result = loop.train_and_evaluate(tiny_config(toy_data, num_steps=70), run)
+    assert result["step"] == 70
+    # Restarted from 0, the run would have written its own ckpt-60 over this one.
+    assert {f: open(os.path.join(ckpt_dir, f), "rb").read() for f in newest} == before
+    assert tf.train.get_checkpoint_state(ckpt_dir).model_checkpoint_path.endswith("ckpt-70")

@@ -67,6 +67,21 @@ def test_early_stopping_after_patience_evaluations_without_a_new_best(tmp_path):
     assert float(lr_scale) == 1.0  # not a plateau schedule
 
 
+def test_a_new_best_by_less_than_min_delta_is_kept_but_does_not_reset_patience(tmp_path):
+    scores = [10.0, 99.0, 99.3, 99.6, 100.0]
+    tracker, weights, step = _tracker(
+        tmp_path, scores, early_stopping_patience=2, early_stopping_min_delta=0.5
+    )
+    lr_scale = tf.Variable(1.0)
+    decisions = []
+    for current in (1, 2, 3, 4):
+        step.assign(current)
+        decisions.append(tracker(current, lr_scale))
+    # 99.3 and 99.6 improve by < 0.5: patience runs out at step 4; each is still the best.
+    assert decisions == [False, False, False, True]
+    assert float(tracker.best_score) == pytest.approx(99.6) and int(tracker.best_step) == 4
+
+
 def test_the_evaluator_names_the_metric_and_the_counters_are_checkpointed(tmp_path):
     tracker, _, step = _tracker(tmp_path, [0.5, 0.75, 0.6], metric="accuracy")
     lr_scale = tf.Variable(1.0)
