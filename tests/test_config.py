@@ -115,3 +115,14 @@ def test_language_model_fields_are_checked_by_name(field, value, message):
     config[group][name] = value
     with pytest.raises(config_lib.ConfigError, match=message):
         config_lib.validate(config)
+
+
+@pytest.mark.parametrize("name", ["char_shakespeare", "spm_shakespeare"])
+def test_the_language_model_configs_are_valid(name):
+    argv = ["prog", f"--config={ROOT / 'configs' / f'{name}.py'}"]
+    values = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", flag_values=values, lock_config=True, sys_argv=argv)
+    values(argv)
+    config_lib.validate(values.config, need_data=False)
+    assert values.config.task == "language_model" and values.config.train.clip_norm > 0
+    assert bool(values.config.data.spm_model) == (name == "spm_shakespeare")

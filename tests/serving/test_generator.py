@@ -226,3 +226,33 @@ def test_generate_and_score_round_trip_in_a_fresh_process(generator, lm_export):
     assert samples == expected_samples and greedy == expected_greedy
     np.testing.assert_allclose(scores, expected_scores, rtol=1e-5)
     assert not any(m.startswith(("seq2seq_tf", "tensorflow_text")) for m in modules)
+
+
+def test_a_sentencepiece_language_model_trains_exports_and_scores(lm_text, tmp_path):
+    import tensorflow_text  # noqa: F401  (the SavedModel's SentencePiece ops)
+    from support import tiny_lm_config
+
+    from seq2seq_tf.training.loop import train_and_evaluate
+
+    spm = vocab.train_sentencepiece([lm_text], str(tmp_path / "sp"), 60)
+    config = tiny_lm_config(lm_text, num_steps=20, eval_every=20, checkpoint_every=20)
+    config.data.spm_model = spm
+    result = train_and_evaluate(config, str(tmp_path / "run"))
+    assert 0 < result["best_dev_bits_per_char"] < 8
+    path = export.export(str(tmp_path / "run"), str(tmp_path / "export"))
+    assert os.path.exists(os.path.join(path, "assets", "spm.model"))  # the workdir copy
+    loaded = tf.saved_model.load(path)
+    _check(loaded.signatures, ["ROMEO:", "", "the cat \U0001f415"], length=0)
+    texts, _ = _generate(loaded.signatures["generate"], ["ROMEO:"], 15)
+    assert texts[0]
+    # score against NumPy: pieces from the same SentencePiece model, BOS first.
+    sp = vocab.make_tokenizer(vocab.read_model_proto(spm))
+    text = "the cat sat on a mat."
+    ids = sp.tokenize(tf.constant([text])).to_list()[0]
+    module, _ = export.serving_module(str(tmp_path / "run"))
+    logits = module.model(tf.constant([[vocab.BOS_ID, *ids[:-1]]]))[0]
+    expected = _log_softmax(logits)[np.arange(len(ids)), ids].sum()
+    scored = loaded.signatures["score"](texts=tf.constant([text]))
+    assert scored["log_prob"].numpy()[0] == pytest.approx(expected, rel=1e-5)
+    bits = -expected / math.log(2) / len(text)
+    assert scored["bits_per_char"].numpy()[0] == pytest.approx(bits, rel=1e-5)
