@@ -26,7 +26,7 @@ def main(argv):
 def run():
     """Console entry point; flags are defined here so importing this module defines none."""
     flags.DEFINE_string("workdir", None, "Training workdir.")
-    flags.DEFINE_integer("last", 5, "How many of the newest checkpoints to average.")
+    flags.DEFINE_integer("last", 5, "How many of the newest checkpoints to average.", lower_bound=1)
     flags.DEFINE_string("output_dir", None, "Where to write (default: <workdir>/averaged).")
     flags.mark_flags_as_required(["workdir"])
     cli.run(main)

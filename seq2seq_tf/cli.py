@@ -76,11 +76,23 @@ class _ShortFormatter(std_logging.Formatter):
         return f"{self.formatTime(record, '%H:%M:%S')} {text}"
 
 
+def _from_the_toolkit_or_an_error(record: std_logging.LogRecord) -> bool:
+    """Drops TensorFlow's and Keras's own lines below ERROR, which come through absl's
+    logger like ours (e.g. "Sharding callback duration" at every checkpoint, the
+    SavedModel writer's notes on renamed inputs)."""
+    if record.levelno >= std_logging.ERROR:
+        return True
+    path = record.pathname.replace(os.sep, "/")
+    return not any(f"/{package}/" in path for package in ("tensorflow", "keras", "tf_keras"))
+
+
 def _configure_logging() -> None:
     if flags.FLAGS.tf_logs:
         std_logging.getLogger("tensorflow").setLevel(std_logging.INFO)
         return
-    logging.get_absl_handler().setFormatter(_ShortFormatter("%(message)s"))
+    handler = logging.get_absl_handler()
+    handler.setFormatter(_ShortFormatter("%(message)s"))
+    handler.addFilter(_from_the_toolkit_or_an_error)
     # sacreBLEU warns about tokenized text at every dev evaluation on tokenized data
     # (the toy corpus, Moses-tokenized references); the score is what was asked for.
     std_logging.getLogger("sacrebleu").setLevel(std_logging.ERROR)

@@ -12,9 +12,7 @@ written back in input order. `--beam_width`, `--nbest` and the sampling flags
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
 import time
 
 from seq2seq_tf import cli  # noqa: E402  (before TensorFlow: quiets its start-up)
@@ -25,8 +23,7 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_text  # noqa: E402, F401  (registers the SentencePiece ops)
 from absl import flags, logging  # noqa: E402
 
-from seq2seq_tf.data.text import DataError, read_lines  # noqa: E402
-from seq2seq_tf.errors import UserError  # noqa: E402
+from seq2seq_tf.data.text import DataError, open_output, read_lines  # noqa: E402
 from seq2seq_tf.serving.client import make_request, resolve_saved_model, translate_lines  # noqa: E402
 
 _CHUNK = 20000  # sentences sorted by length and written together
@@ -46,18 +43,6 @@ def report_scores(hypotheses: list[str], references: list[str], sources: list[st
     print(f"exact match: {100 * exact:.2f}% of {len(references)} sentences")
     print(f"BLEU: {bleu.score:.2f}  ({bleu.format(signature=True).split(' = ')[0]})")
     return {"exact_match": exact, "bleu": bleu.score}
-
-
-def _open_output(output: str, input_path: str):
-    """The output stream, opened before any work so a bad path fails at once."""
-    if output == "-":
-        return contextlib.nullcontext(sys.stdout)
-    if input_path != "-" and os.path.exists(output) and os.path.samefile(output, input_path):
-        raise UserError(f"--output {output} is the --input file; it would be overwritten")
-    try:
-        return open(output, "w", encoding="utf-8")
-    except OSError as err:
-        raise UserError(f"cannot write --output {output}: {err.strerror}") from err
 
 
 def _format(translations: list[list[str]], scores: list[list[float]], first: int, nbest: int):
@@ -81,7 +66,7 @@ def main(argv):
         )
     if f.plot_attention:
         os.makedirs(f.plot_attention, exist_ok=True)
-    with _open_output(f.output, f.input) as out:
+    with open_output(f.output, f.input, f.reference) as out:
         model = tf.saved_model.load(path)
         call = make_request(
             model.signatures, f.beam_width, f.nbest, f.temperature, f.top_k, f.top_p, f.seed

@@ -120,3 +120,18 @@ def test_tf_logs_flag_parses_as_a_boolean(value):
 
     assert cli._tf_logs_requested(["prog", f"--tf_logs={value}"])
     assert not cli._tf_logs_requested(["prog", "--tf_logs=false", "--other"])
+
+
+def test_tensorflow_records_below_error_are_dropped_and_ours_kept():
+    import logging
+
+    from seq2seq_tf import cli
+
+    def record(level, path):
+        return logging.LogRecord("absl", level, path, 1, "message", None, None)
+
+    saver = "/venv/lib/python3.11/site-packages/tensorflow/python/checkpoint/functional_saver.py"
+    keep = cli._from_the_toolkit_or_an_error
+    assert not keep(record(logging.INFO, saver)) and not keep(record(logging.WARNING, saver))
+    assert keep(record(logging.ERROR, saver))
+    assert keep(record(logging.INFO, "/src/seq2seq_tf/train.py"))

@@ -1,9 +1,11 @@
-"""The one reader of text files: plain or gzip, UTF-8, errors that name file and line."""
+"""The one reader of text files (plain or gzip, UTF-8, errors that name file and line),
+and the opener of the files commands write."""
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import os
 import sys
 
 import tensorflow as tf
@@ -40,3 +42,21 @@ def read_lines(path: str) -> list[str]:
                 raise DataError(f"{path}:{number}: invalid UTF-8 ({err.reason})") from err
             lines.append(line[1:] if number == 1 and line.startswith("\ufeff") else line)
     return lines
+
+
+def open_output(path: str, *inputs: str, flag: str = "--output"):
+    """Opens `path` ("-" = stdout) for writing before any work, so a bad path fails at once.
+
+    Raises:
+        DataError: `path` is one of `inputs` (it would be overwritten) or cannot be written.
+    """
+    if path == "-":
+        return contextlib.nullcontext(sys.stdout)
+    for source in inputs:
+        if source and source != "-" and os.path.exists(path) and os.path.samefile(path, source):
+            raise DataError(f"{flag} {path} is the input file {source}; it would be overwritten")
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        return open(path, "w", encoding="utf-8")
+    except OSError as err:
+        raise DataError(f"cannot write {flag} {path}: {err.strerror or err}") from err

@@ -126,10 +126,19 @@ def restore_model(workdir: str, checkpoint: str | None = None) -> tuple[keras.Mo
         checkpoint = default_checkpoint(workdir)
         if checkpoint is None:
             raise MissingFileError(f"no checkpoint in {os.path.join(workdir, CHECKPOINT_DIR)}")
+    if not tf.io.gfile.exists(f"{checkpoint}.index"):
+        raise MissingFileError(
+            f"checkpoint {checkpoint} not found (give the prefix, e.g. {workdir}/best/best-1000)"
+        )
     # read(), not restore(): model-only checkpoints (averaged ones) hold no save counter.
-    tf.train.Checkpoint(model=model).read(
-        checkpoint
-    ).expect_partial().assert_existing_objects_matched()
+    try:
+        status = tf.train.Checkpoint(model=model).read(checkpoint).expect_partial()
+        status.assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as err:
+        raise TrainingError(
+            f"checkpoint {checkpoint} does not hold the model of {workdir}/config.json "
+            f"({str(err).splitlines()[0][:200]})"
+        ) from err
     return model, checkpoint
 
 

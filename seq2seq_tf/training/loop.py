@@ -342,7 +342,7 @@ class _Session:
         metrics: dict = {}
         stop_reason = f"step budget {num_steps}"
         interrupted = False
-        with StopOnSignal(signal.SIGTERM) as stop_signal:
+        with StopOnSignal(signal.SIGTERM, signal.SIGINT) as stop_signal:
             while int(self.step) < num_steps:
                 if time_decay:
                     elapsed = time.perf_counter() - start
@@ -364,7 +364,7 @@ class _Session:
                 elif out_of_time:
                     stop_reason = f"time budget {max_time:.0f}s"
                 elif stop:
-                    stop_reason = "early stopping"
+                    stop_reason = f"early stopping at step {current} of {num_steps}"
                 if signalled or out_of_time or stop:
                     break
         return self._finish(metrics, stop_reason, interrupted)

@@ -69,7 +69,8 @@ class Progress:
 
 
 class StopOnSignal:
-    """Notes SIGTERM (the usual preemption signal) so the loop can checkpoint and exit."""
+    """Notes SIGTERM (the usual preemption signal) or Ctrl-C so the loop can checkpoint
+    and exit; a second Ctrl-C interrupts at once (KeyboardInterrupt)."""
 
     def __init__(self, *signals):
         self.signals = signals
@@ -77,8 +78,11 @@ class StopOnSignal:
         self._previous: dict = {}
 
     def _handle(self, signum, frame):
+        if self.received and signum == signal.SIGINT:
+            raise KeyboardInterrupt
         self.received = signal.Signals(signum).name
-        logging.warning("%s received: saving a checkpoint after this step", self.received)
+        again = " (Ctrl-C again to stop without saving)" if signum == signal.SIGINT else ""
+        logging.warning("%s received: saving a checkpoint after this step%s", self.received, again)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():  # handlers live there only

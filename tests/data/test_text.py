@@ -71,3 +71,16 @@ def test_dash_with_invalid_utf8_names_stdin_and_line(monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"gut\n\xff\n")))
     with pytest.raises(DataError, match=r"^-:2: invalid UTF-8"):
         text.read_lines("-")
+
+
+def test_open_output_refuses_an_input_and_names_an_unwritable_path(tmp_path):
+    source = tmp_path / "in.txt"
+    source.write_text("keep me\n", encoding="utf-8")
+    with pytest.raises(text.DataError, match="--output .* is the input file .*overwritten"):
+        text.open_output(str(tmp_path / "." / "in.txt"), "-", str(source))
+    with pytest.raises(text.DataError, match=r"cannot write --hyp .*in.txt/x"):
+        text.open_output(str(source / "x"), flag="--hyp")
+    assert source.read_text(encoding="utf-8") == "keep me\n"
+    with text.open_output(str(tmp_path / "new" / "dir" / "out.txt"), str(source)) as out:
+        out.write("ok\n")  # missing directories are made
+    assert (tmp_path / "new" / "dir" / "out.txt").read_text() == "ok\n"

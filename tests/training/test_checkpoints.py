@@ -197,3 +197,16 @@ def test_a_rerun_without_the_checkpoint_index_resumes_and_overwrites_nothing(
     # Restarted from 0, the run would have written its own ckpt-60 over this one.
     assert {f: open(os.path.join(ckpt_dir, f), "rb").read() for f in newest} == before
     assert tf.train.get_checkpoint_state(ckpt_dir).model_checkpoint_path.endswith("ckpt-70")
+
+
+def test_restore_model_names_a_missing_checkpoint_and_one_of_another_model(
+    trained_workdir, toy_data, tmp_path
+):
+    with pytest.raises(checkpoints.MissingFileError, match=r"checkpoint .*nope not found"):
+        checkpoints.restore_model(trained_workdir, str(tmp_path / "nope"))
+    config = tiny_config(toy_data)
+    config.model.decoder_units = 48  # another shape of the same task
+    other = build_model(config.model, 300)
+    path = tf.train.Checkpoint(model=other).write(str(tmp_path / "other" / "ckpt-1"))
+    with pytest.raises(TrainingError, match="does not hold the model of .*config.json"):
+        checkpoints.restore_model(trained_workdir, path)

@@ -66,6 +66,16 @@ def test_stop_on_signal_notes_sigterm_and_restores_the_handler():
     assert signal.getsignal(signal.SIGTERM) is previous
 
 
+def test_a_first_ctrl_c_asks_for_a_checkpoint_and_a_second_interrupts():
+    previous = signal.getsignal(signal.SIGINT)
+    with progress.StopOnSignal(signal.SIGTERM, signal.SIGINT) as stop:
+        signal.raise_signal(signal.SIGINT)
+        assert stop.received == "SIGINT"
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is previous
+
+
 def test_stop_on_signal_off_the_main_thread_installs_nothing():
     previous = signal.getsignal(signal.SIGTERM)
     seen = []
