@@ -53,11 +53,15 @@ class CarriedState(tf.Module):
             for i, widths in enumerate(state_sizes)
         ]
 
-    def initial(self, first) -> list[tuple]:
+    def initial(self, first, dtype=tf.float32) -> list[tuple]:
         """Per layer the cell states a window starts from: zeros in rows where `first`
-        `[batch]` is true (a new pass), else the previous window's final state."""
+        `[batch]` is true (a new pass), else the previous window's final state, in the
+        model's compute `dtype` (the variables stay float32 under mixed precision)."""
         keep = tf.logical_not(first)[:, None]
-        return [tuple(tf.where(keep, v, tf.zeros_like(v)) for v in layer) for layer in self.layers]
+        return [
+            tuple(tf.cast(tf.where(keep, v, tf.zeros_like(v)), dtype) for v in layer)
+            for layer in self.layers
+        ]
 
     def assign(self, cells) -> None:
         """Stores a window's final cell states, gradient stopped; non-finite rows reset."""
@@ -167,7 +171,8 @@ def stream_scores(
 
         if cache is not None:  # one traced function per evaluator, not per call
             cache["fn"] = window_fn
-    zeros = [tuple(tf.zeros([batch, w]) for w in layer) for layer in model.state_sizes]
+    dtype = model.decoder.compute_dtype
+    zeros = [tuple(tf.zeros([batch, w], dtype) for w in layer) for layer in model.state_sizes]
     cells = zeros
     nats = chars = 0.0
     last = rows.shape[1] - 1
@@ -257,7 +262,8 @@ class LanguageModelTask(Task):
 
     def loss_sums(self, model: LanguageModel, batch: tuple, training: bool):
         inputs, targets, first = batch
-        state = model.initial_state(tf.shape(inputs)[0], self.carried.initial(first))
+        cells = self.carried.initial(first, model.decoder.compute_dtype)
+        state = model.initial_state(tf.shape(inputs)[0], cells)
         features, final = model.forward(inputs, state, training=training)
         logits = model.output_logits(features, training)  # window x batch x vocab
         smoothed, nll = token_cross_entropy(

@@ -170,3 +170,13 @@ def test_a_workdir_refuses_other_characters(lm_text, tmp_path):
     config.lm.characters = "abc"
     with pytest.raises(workdir_lib.WorkdirError, match="lm.characters differ"):
         make_task(config).prepare(str(tmp_path))
+
+
+def test_mixed_bfloat16_trains_with_the_carried_state_kept_in_float32(lm_text, tmp_path):
+    config = tiny_lm_config(lm_text, num_steps=8, eval_every=8, precision="mixed_bfloat16")
+    result = loop.train_and_evaluate(config, str(tmp_path))
+    assert np.isfinite(result["loss"]) and np.isfinite(result["best_dev_bits_per_char"])
+    reader = tf.train.load_checkpoint(os.path.join(tmp_path, "checkpoints"))
+    dtypes = reader.get_variable_to_dtype_map()
+    carried = [n for n in dtypes if n.startswith("carried_state/")]
+    assert carried and all(dtypes[n] == tf.float32 for n in carried)
