@@ -80,29 +80,52 @@ def make_tokenizer(config: ml_collections.ConfigDict, characters: str | None = N
     return vocab.CharTokenizer(characters if characters is not None else config.lm.characters)
 
 
-def split_streams(config: ml_collections.ConfigDict, tokenizer) -> dict[str, np.ndarray]:
-    """Token ids of the train, valid and test splits (a split may be empty).
+def split_texts(config: ml_collections.ConfigDict) -> dict[str, tuple[str, bool]]:
+    """The train, valid and test texts (a split may be ""), each with whether it starts
+    a text.
 
-    Separate files each start with BOS, as the training text does; fractions of the
+    Separate files start a text, as the training text does; fractions of the
     training text are its contiguous end (train, valid, test in that order) and
-    continue it, so they do not.
+    continue it.
     """
     lm = config.lm
     text = stream.read_text(stream.split_paths(lm.train_text))
     train_share = 1.0 - lm.valid_fraction - lm.test_fraction
-    train_text, valid_text, test_text = stream.contiguous_split(
+    train, valid, test = stream.contiguous_split(
         text, [train_share, lm.valid_fraction, lm.test_fraction]
     )
-    bos = np.array([vocab.BOS_ID], np.int32)
-    splits = {"train": np.concatenate([bos, stream.tokenize_text(train_text, tokenizer)])}
-    for name, fraction_text in (("valid", valid_text), ("test", test_text)):
+    texts = {"train": (train, True)}
+    for name, fraction_text in (("valid", valid), ("test", test)):
         paths = stream.split_paths(lm[f"{name}_text"])
-        if paths:
-            ids = stream.tokenize_text(stream.read_text(paths), tokenizer)
-            splits[name] = np.concatenate([bos, ids])
-        else:
-            splits[name] = stream.tokenize_text(fraction_text, tokenizer)
-    return splits
+        texts[name] = (stream.read_text(paths), True) if paths else (fraction_text, False)
+    return texts
+
+
+def split_streams(texts: dict[str, tuple[str, bool]], tokenizer) -> dict[str, np.ndarray]:
+    """Token ids of each of `split_texts`, BOS first where a split starts a text."""
+    bos = np.array([vocab.BOS_ID], np.int32)
+    streams = {}
+    for name, (text, starts) in texts.items():
+        ids = stream.tokenize_text(text, tokenizer)
+        streams[name] = np.concatenate([bos, ids]) if starts else ids
+    return streams
+
+
+def _check_resumed_layout(config: ml_collections.ConfigDict, workdir: str) -> None:
+    """Refuses to resume with another batch or window: they shape the carried state and
+    the stream the checkpointed position counts in."""
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not tf.io.gfile.exists(path):
+        return
+    with tf.io.gfile.GFile(path) as f:
+        stored = json.load(f)
+    for group, name in (("data", "batch_size"), ("lm", "window")):
+        before, now = stored.get(group, {}).get(name), config[group][name]
+        if before is not None and before != now:
+            raise WorkdirError(
+                f"{group}.{name} is {now} but this workdir was trained with {before} (the "
+                "carried state and the stream position depend on it); use a new --workdir"
+            )
 
 
 def _workdir_characters(config: ml_collections.ConfigDict, workdir: str, characters: str) -> str:
@@ -215,21 +238,19 @@ class LanguageModelTask(Task):
 
     def prepare(self, workdir: str) -> None:
         config, lm = self.config, self.config.lm
+        _check_resumed_layout(config, workdir)
+        texts = split_texts(config)
         if config.data.spm_model:
             self.vocab_size = prepare_workdir(config, workdir)
             self.tokenizer = make_tokenizer(config)
-            self.splits = split_streams(config, self.tokenizer)
-        else:
-            characters = lm.characters
-            if not characters:  # the training text's characters (the first read)
-                paths = stream.split_paths(lm.train_text)
-                characters = vocab.characters_of(stream.read_text(paths))
+        else:  # the training part's characters, unless given or kept by the workdir
+            characters = lm.characters or vocab.characters_of(texts["train"][0])
             characters = _workdir_characters(config, workdir, characters)
             with config.unlocked():
                 config.lm.characters = characters
             self.vocab_size = vocab.CHAR_SPECIALS + len(characters)
             self.tokenizer = vocab.CharTokenizer(characters)
-            self.splits = split_streams(config, self.tokenizer)
+        self.splits = split_streams(texts, self.tokenizer)
         batch, window = int(config.data.batch_size), int(lm.window)
         self._windows = stream.check_stream(self.splits["train"], batch, window, lm.train_text)
         logging.info(

@@ -12,7 +12,7 @@ import tensorflow as tf
 from support import tiny_lm_config
 
 from seq2seq_tf import workdir as workdir_lib
-from seq2seq_tf.data import stream
+from seq2seq_tf.data import stream, vocab
 from seq2seq_tf.data.text import DataError
 from seq2seq_tf.tasks import make_task
 from seq2seq_tf.tasks.language_modeling import LanguageModelTask
@@ -164,12 +164,29 @@ def test_bad_training_text_is_a_clear_error(tmp_path, content, message):
         loop.train_and_evaluate(config, str(tmp_path / "run"))
 
 
-def test_a_workdir_refuses_other_characters(lm_text, tmp_path):
+def test_a_workdir_refuses_other_characters_batch_or_window(lm_text, tmp_path):
     _prepared(lm_text, tmp_path)
     config = tiny_lm_config(lm_text)
     config.lm.characters = "abc"
     with pytest.raises(workdir_lib.WorkdirError, match="lm.characters differ"):
         make_task(config).prepare(str(tmp_path))
+    for group, name, value in (("data", "batch_size", 4), ("lm", "window", 12)):
+        config = tiny_lm_config(lm_text)
+        config[group][name] = value
+        with pytest.raises(workdir_lib.WorkdirError, match=f"{group}.{name} is {value} but"):
+            make_task(config).prepare(str(tmp_path))
+
+
+def test_the_vocabulary_is_the_training_parts_and_new_characters_are_unknown(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text("abab ba\n" * 900 + "Zab\n" * 100, encoding="utf-8")  # Z only held out
+    config = tiny_lm_config(str(path))
+    config.lm.valid_fraction, config.lm.test_fraction = 0.1, 0.0
+    task = make_task(config)
+    task.prepare(str(tmp_path / "run"))
+    assert config.lm.characters == "\n ab"
+    assert task.splits["train"][0] == vocab.BOS_ID  # the text starts after BOS
+    assert (task.splits["valid"] == vocab.UNK_ID).sum() == 100
 
 
 def test_mixed_bfloat16_trains_with_the_carried_state_kept_in_float32(lm_text, tmp_path):
