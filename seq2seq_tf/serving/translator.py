@@ -27,9 +27,12 @@ class VocabularyMismatchError(UserError, ValueError):
     """The SentencePiece model and the model's embeddings disagree on vocabulary size."""
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class SearchDefaults:
-    """Decoding choices fixed at export time (flags of the export command)."""
+    """Decoding choices fixed at export time (flags of the export command).
+
+    Keyword-only: three numbers in a row are easy to pass in the wrong order.
+    """
 
     beam_width: int = 4
     length_penalty: float = 0.6
