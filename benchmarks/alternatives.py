@@ -22,15 +22,16 @@ the alternative's time over ours (above 1: ours is faster).
 
 from __future__ import annotations
 
-import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from seq2seq_tf import cli  # noqa: E402  (before TensorFlow: quiets its start-up)
+
+cli.quiet_tensorflow()
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 from tensorflow.python.ops import gen_rnn_ops  # noqa: E402
 
 from seq2seq_tf.layers.attention import LuongAttention  # noqa: E402
@@ -200,4 +201,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -24,7 +24,9 @@ import statistics
 import subprocess
 import sys
 
-from absl import app, flags
+from absl import flags
+
+from seq2seq_tf import cli
 
 NEW = pathlib.Path(__file__).resolve().parents[1]
 _OLD = flags.DEFINE_string("old", None, "Checkout of the old code (a git worktree).")
@@ -86,8 +88,6 @@ def _ratio(name: str, old: list[float], new: list[float]) -> None:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     old = pathlib.Path(_OLD.value).resolve()
     trees = {"old": old, "new": NEW}
     out_dir = pathlib.Path(_OUT.value)
@@ -126,4 +126,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

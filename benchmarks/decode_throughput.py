@@ -21,13 +21,14 @@ between a degenerate and a real model shows as such.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from seq2seq_tf import cli  # noqa: E402  (before TensorFlow: quiets its start-up)
+
+cli.quiet_tensorflow()
 
 import numpy as np  # noqa: E402
 import sacrebleu  # noqa: E402
@@ -145,4 +146,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

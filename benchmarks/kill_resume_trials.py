@@ -34,9 +34,11 @@ import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from seq2seq_tf import cli  # noqa: E402  (before TensorFlow: quiets its start-up)
 
-from absl import app, flags  # noqa: E402
+cli.quiet_tensorflow()
+
+from absl import flags  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -177,8 +179,6 @@ def _run_until(script: str, workdir: str, kill_at: int | None) -> tuple[int | No
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     base = _WORKDIR.value or tempfile.mkdtemp(prefix="kill_resume_")
     data = os.path.join(base, "data")
     language_model = _TASK.value == "language_model"
@@ -225,4 +225,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

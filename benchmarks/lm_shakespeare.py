@@ -33,7 +33,9 @@ import statistics
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from seq2seq_tf import cli  # noqa: E402  (before TensorFlow: quiets its start-up)
+
+cli.quiet_tensorflow()
 
 from absl import app, flags, logging  # noqa: E402
 
@@ -209,8 +211,6 @@ def _sampling(export_path: str, length: int) -> dict:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not os.path.exists(_DATA.value):
         raise app.UsageError(f"tiny-shakespeare not found at {_DATA.value} (--data)")
     logging.set_verbosity("info")
@@ -277,4 +277,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

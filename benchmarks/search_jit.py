@@ -20,11 +20,13 @@ from __future__ import annotations
 import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from seq2seq_tf import cli  # noqa: E402  (before TensorFlow: quiets its start-up)
+
+cli.quiet_tensorflow()
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from seq2seq_tf import search  # noqa: E402
 from seq2seq_tf.data import vocab as tokenizer  # noqa: E402
@@ -145,4 +147,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["workdir", "input"])
-    app.run(main)
+    cli.run(main)

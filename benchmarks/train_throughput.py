@@ -41,7 +41,9 @@ import subprocess
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from seq2seq_tf import cli  # noqa: E402  (before TensorFlow: quiets its start-up)
+
+cli.quiet_tensorflow()
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -287,8 +289,6 @@ def _report(name: str, result: dict, flops: float, peak: float, params: int) -> 
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     config = _load_config(_CONFIG.value)
     config.train.precision = _PRECISION.value
     data_dir = pathlib.Path(_DATA.value)
@@ -400,4 +400,4 @@ def _scaling(config, vocab_size: int, step) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -118,3 +118,18 @@ def test_score_of_greedy_output_equals_greedy_score(translator, toy_data):
     ]
     assert len(same) >= 25  # re-tokenizing the detokenized text usually gives the same pieces
     np.testing.assert_allclose(scored[same], greedy.log_probs.numpy()[same, 0], atol=1e-4)
+
+
+def test_score_cuts_targets_to_decode_max_length_and_outputs_stay_within_it(translator):
+    cap = translator._cap
+    functions = translator.signature_functions()
+    long_target = "der hund lacht . " * 100
+    pieces = translator.tokenizer.tokenize(tf.constant([long_target]))[0]
+    assert int(tf.size(pieces)) > cap
+    cut = translator.tokenizer.detokenize(pieces[None, : cap - 1])[0].numpy()
+    sources = tf.constant(["the dog laughs ."])
+    long_score = functions["score"](sources=sources, targets=tf.constant([long_target]))
+    cut_score = functions["score"](sources=sources, targets=tf.constant([cut]))
+    np.testing.assert_allclose(long_score["scores"], cut_score["scores"], rtol=1e-5)
+    aligned = functions["align"](inputs=tf.constant(["the dog laughs . " * 200]))
+    assert aligned["target_pieces"].shape[1] <= cap

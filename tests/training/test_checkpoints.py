@@ -197,6 +197,9 @@ def test_a_rerun_without_the_checkpoint_index_resumes_and_overwrites_nothing(
     # Restarted from 0, the run would have written its own ckpt-60 over this one.
     assert {f: open(os.path.join(ckpt_dir, f), "rb").read() for f in newest} == before
     assert tf.train.get_checkpoint_state(ckpt_dir).model_checkpoint_path.endswith("ckpt-70")
+    # train.keep_checkpoints (3) applies to the recovered ones too: ckpt-20 went.
+    kept = sorted(int(f[5:-6]) for f in os.listdir(ckpt_dir) if f.endswith(".index"))
+    assert kept == [40, 60, 70]
 
 
 def test_restore_model_names_a_missing_checkpoint_and_one_of_another_model(
