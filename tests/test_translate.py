@@ -30,10 +30,10 @@ def saved_model(trained_workdir, tmp_path_factory):
 INPUT = "the dog laughs .\na small cat buys the ball .\n\n"
 
 
-def _translate(saved_model, tmp_path, *flags, stdin=None):
+def _start(saved_model, tmp_path, *flags, stdin=None):
     source = tmp_path / "in.txt"
     source.write_text(INPUT, encoding="utf-8")
-    result = subprocess.run(
+    process = subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -42,28 +42,37 @@ def _translate(saved_model, tmp_path, *flags, stdin=None):
             "--input=-" if stdin is not None else f"--input={source}",
             *flags,
         ],
-        input=stdin,
-        capture_output=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result.stdout.splitlines()
+    return process, stdin
 
 
-def test_cli_beam_nbest_sampling_and_heatmaps(saved_model, tmp_path):
-    plain = _translate(saved_model, tmp_path)
-    assert len(plain) == 3  # one line per input, empty kept
-    assert _translate(saved_model, tmp_path, stdin=INPUT) == plain  # --input=- reads stdin
-    assert _translate(saved_model, tmp_path, "--beam_width=1")[2] == ""
-    nbest = _translate(saved_model, tmp_path, "--nbest=3")
+def _lines(started) -> list[str]:
+    process, stdin = started
+    out, err = process.communicate(stdin, timeout=300)
+    assert process.returncode == 0, err[-2000:]
+    return out.splitlines()
+
+
+def test_cli_stdin_stdout_nbest_sampling_and_heatmaps(saved_model, tmp_path):
+    plots = tmp_path / "plots"
+    runs = {  # at once: each is mostly start-up
+        "plain": _start(saved_model, tmp_path, f"--plot_attention={plots}"),
+        "stdin": _start(saved_model, tmp_path, stdin=INPUT),
+        "nbest": _start(saved_model, tmp_path, "--nbest=3"),
+        "sample": _start(saved_model, tmp_path, "--temperature=0.9", "--seed=5"),
+    }
+    out = {name: _lines(started) for name, started in runs.items()}
+    assert len(out["plain"]) == 3 and out["plain"][2] == ""  # one line per input, empty kept
+    assert out["stdin"] == out["plain"]  # --input=- reads stdin, stdout by default
+    nbest = out["nbest"]
     assert len(nbest) == 9 and nbest[0].startswith("0 ||| ") and nbest[8].startswith("2 ||| ")
     first = [float(line.split(" ||| ")[2]) for line in nbest[:3]]
     assert first == sorted(first, reverse=True)
-    one = _translate(saved_model, tmp_path, "--temperature=0.9", "--seed=5")
-    assert one == _translate(saved_model, tmp_path, "--temperature=0.9", "--seed=5")
-    plots = tmp_path / "plots"
-    _translate(saved_model, tmp_path, f"--plot_attention={plots}")
+    assert len(out["sample"]) == 3 and out["sample"][2] == ""
     assert sorted(os.listdir(plots)) == ["00000.png", "00001.png", "00002.png"]
     assert (plots / "00000.png").read_bytes()[:4] == b"\x89PNG"
 
