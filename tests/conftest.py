@@ -87,3 +87,12 @@ def lm_export(lm_workdir, tmp_path_factory) -> str:
     from seq2seq_tf.serving import export
 
     return export.export(lm_workdir, str(tmp_path_factory.mktemp("lm_export")))
+
+
+@pytest.fixture(scope="session")
+def exported(trained_workdir, tmp_path_factory) -> tuple[str, str]:
+    """The tiny run exported once: (SavedModel path, its base path)."""
+    from seq2seq_tf.serving import export
+
+    base = tmp_path_factory.mktemp("export")
+    return export.export(trained_workdir, str(base)), str(base)

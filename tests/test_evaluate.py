@@ -39,12 +39,9 @@ def test_evaluate_command_on_a_checkpoint_writes_hypotheses_and_scores(
 
 
 def test_evaluate_command_on_a_saved_model_matches_the_checkpoint(
-    trained_workdir, toy_data, tmp_path
+    trained_workdir, toy_data, tmp_path, exported
 ):
-    from seq2seq_tf.serving import export
-
-    base = tmp_path / "export"
-    export.export(trained_workdir, str(base))
+    base = exported[1]
     source, reference = tmp_path / "src.txt", tmp_path / "ref.txt"
     source.write_text("".join(open(toy_data["test_src"]).readlines()[:12]), encoding="utf-8")
     reference.write_text("".join(open(toy_data["test_tgt"]).readlines()[:12]), encoding="utf-8")

@@ -21,10 +21,8 @@ def test_report_scores_uses_sacrebleu(capsys):
 
 
 @pytest.fixture(scope="module")
-def saved_model(trained_workdir, tmp_path_factory):
-    from seq2seq_tf.serving import export
-
-    return export.export(trained_workdir, str(tmp_path_factory.mktemp("export")))
+def saved_model(exported):
+    return exported[0]
 
 
 INPUT = "the dog laughs .\na small cat buys the ball .\n\n"

@@ -137,15 +137,14 @@ def _assert_same_gradients(model, fast, other):
 @pytest.mark.parametrize(
     "cell, placement, feeding, dropout",
     [
+        # Each cell and each placement once, feeding on and off, dropout on and off
+        # (the NumPy references of tests/decoders/test_rnn_reference.py cover every
+        # combination of the step itself).
         ("lstm", "luong", True, 0.0),
-        ("lstm", "luong", False, 0.0),
-        ("lstm", "gnmt", True, 0.3),
         ("lstm", "bahdanau", False, 0.3),
         ("gru", "gnmt", True, 0.0),
         ("layer_norm_lstm", "bahdanau", False, 0.0),
-        ("layer_norm_lstm", "gnmt", True, 0.0),
-        ("simple_rnn", "luong", True, 0.3),
-        ("gru_reset_before", "luong", True, 0.0),
+        ("simple_rnn", "gnmt", True, 0.3),
     ],
 )
 def test_training_loop_with_pretransposed_kernels_has_the_same_gradients(

@@ -86,11 +86,11 @@ def test_dev_evaluator_writes_scalars_text_and_attention_image(toy_data, tmp_pat
     assert {"step_time_ms", "epoch", "tokens_per_sec", "learning_rate"} <= train_tags
 
 
-def test_saved_model_and_checkpoint_give_the_same_scores(trained_workdir, toy_data, tmp_path):
-    from seq2seq_tf.serving import client, export
+def test_saved_model_and_checkpoint_give_the_same_scores(trained_workdir, toy_data, exported):
+    from seq2seq_tf.serving import client
 
-    path = export.export(trained_workdir, str(tmp_path / "export"))
-    saved = tf.saved_model.load(client.resolve_saved_model(str(tmp_path / "export")))
+    path, base = exported
+    saved = tf.saved_model.load(client.resolve_saved_model(base))
     sources = open(toy_data["test_src"], encoding="utf-8").read().splitlines()[:16]
     references = open(toy_data["test_tgt"], encoding="utf-8").read().splitlines()[:16]
     from_saved = metrics.evaluate(saved.signatures, sources, references, "de", beam_width=3)

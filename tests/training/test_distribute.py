@@ -13,11 +13,13 @@ import socket
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from support import tiny_config
 
+from seq2seq_tf.models import build_model
 from seq2seq_tf.training import distribute, loop
 
 TESTS = str(pathlib.Path(__file__).parents[1])  # where support.py is
@@ -218,6 +220,18 @@ def test_two_worker_processes_train_only_the_chief_writes_and_a_restart_resumes(
     for name, value in one.items():
         if name not in skipped:
             np.testing.assert_allclose(two[name], value, rtol=1e-4, atol=1e-7, err_msg=name)
+    # The embeddings' own step on each side: Adam's formula (t = 1, lr 5e-3) from that
+    # side's m and v and the seeded initial weights both start from.
+    keras.utils.set_random_seed(tiny_config(toy_data).data.seed)
+    initial = build_model(tiny_config(toy_data).model, 300).trainable_variables
+    alpha = 5e-3 * np.sqrt(1 - 0.999) / (1 - 0.9)
+    for k in embedding:
+        for side in (one, two):
+            weight = side[f"optimizer/_trainable_variables/{k}/.ATTRIBUTES/VARIABLE_VALUE"]
+            m = side[f"optimizer/_variables/{2 * k + 1}/.ATTRIBUTES/VARIABLE_VALUE"]
+            v = side[f"optimizer/_variables/{2 * k + 2}/.ATTRIBUTES/VARIABLE_VALUE"]
+            expected = initial[k].numpy() - alpha * m / (np.sqrt(v) + 1e-7)
+            np.testing.assert_allclose(weight, expected, rtol=1e-5, atol=1e-6)
 
     resumed = _run_two_workers(tmp_path, toy_data, workdir, steps=6, tag="resumed")
     assert [r["step"] for r in resumed] == [6, 6]
