@@ -16,6 +16,7 @@ import tensorflow as tf
 from seq2seq_tf import search
 from seq2seq_tf.data import vocab
 from seq2seq_tf.search import samplers
+from seq2seq_tf.serving.checks import check_utf8
 
 # Signature name -> Generator method.
 SIGNATURES = {"generate": "generate", "score": "score"}
@@ -42,8 +43,9 @@ def chooser(temperature, top_k, top_p, seed):
 class Generator(tf.Module):
     """Sampling and scoring with a `models.LanguageModel`, as one exportable module.
 
-    Signatures (raw UTF-8 strings; invalid bytes become U+FFFD, unknown characters the
-    unknown id, never an error):
+    Signatures (raw UTF-8 strings: bytes that are not UTF-8 fail the request with an
+    InvalidArgumentError naming the rows, as in translation; unknown characters
+    take the unknown id, never an error):
         generate(primes [batch], length, temperature, top_k, top_p, seed) ->
             texts [batch] (the continuation only, `length` tokens after the prime),
             log_probs [batch] (the model's log-probability of the continuation given
@@ -115,7 +117,8 @@ class Generator(tf.Module):
 
     @tf.function(input_signature=[_STRINGS, _INT, _FLOAT, _INT, _FLOAT, _INT])
     def generate(self, primes, length, temperature, top_k, top_p, seed):
-        with tf.control_dependencies(self._check_arguments(length, temperature, top_k, top_p)):
+        checks = self._check_arguments(length, temperature, top_k, top_p)
+        with tf.control_dependencies([*checks, check_utf8(primes, "primes")]):
             primes = tf.identity(primes)
         empty = {"texts": tf.zeros([0], tf.string), "log_probs": tf.zeros([0], tf.float32)}
         return tf.cond(  # search cannot size its buffers for an empty batch
@@ -146,6 +149,8 @@ class Generator(tf.Module):
 
     @tf.function(input_signature=[_STRINGS])
     def score(self, texts):
+        with tf.control_dependencies([check_utf8(texts, "texts")]):
+            texts = tf.identity(texts)
         tokens = self.tokenizer.tokenize(texts)
         rows = tokens.nrows()
         inputs = tf.concat([tf.fill([rows, 1], vocab.BOS_ID), tokens], axis=1)

@@ -17,6 +17,7 @@ import tensorflow as tf
 from seq2seq_tf import search
 from seq2seq_tf.data import vocab
 from seq2seq_tf.errors import UserError
+from seq2seq_tf.serving.checks import check_utf8
 
 
 class SearchSettingsError(UserError, ValueError):
@@ -78,16 +79,6 @@ def check_sampling_arguments(signature: str, temperature, top_k, top_p) -> list:
         tf.debugging.assert_greater(top_p, 0.0, message=f"{signature}: top_p must be in (0, 1]"),
         tf.debugging.assert_less_equal(top_p, 1.0, message=f"{signature}: top_p must be in (0, 1]"),
     ]
-
-
-def check_utf8(strings, name: str):
-    """An InvalidArgumentError listing the rows of `strings` [batch] that are not UTF-8."""
-    repaired = tf.strings.unicode_transcode(strings, "UTF-8", "UTF-8", errors="replace")
-    valid = tf.equal(repaired, strings)
-    bad_rows = tf.where(~valid)[:, 0]
-    return tf.debugging.Assert(
-        tf.reduce_all(valid), [f"{name}: not valid UTF-8 at rows", bad_rows], summarize=10
-    )
 
 
 def _checked_batch(strings, name: str):
