@@ -98,9 +98,7 @@ def main(argv):
     result = train.train_and_evaluate(config, workdir)
     train_seconds = time.perf_counter() - train_start
     if result["interrupted"]:  # a signal asked to stop: no test decode
-        print(
-            f"interrupted at step {result['step']} ({result['stopped']}); rerun with --resume"
-        )
+        print(f"interrupted at step {result['step']} ({result['stopped']}); rerun with --resume")
         sys.exit(143)
 
     defaults = SearchDefaults(beam_width=_BEAM.value)
