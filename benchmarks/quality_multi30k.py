@@ -128,6 +128,13 @@ def main(argv):
     }
     with open(output + ".scores.json", "w", encoding="utf-8") as out:
         json.dump(summary, out, indent=2)
+    _print_summary(scores, result, train_seconds, decode_seconds, output)
+
+
+def _print_summary(scores: dict, result: dict, train_seconds, decode_seconds, output: str):
+    """The lines the benchmarks README quotes: scores, training, decoding, the target."""
+    from seq2seq_tf.evaluation import metrics
+
     print(f"== Multi30k En->De {_TEST.value}, beam {_BEAM.value}, best dev checkpoint")
     print(metrics.format_scores(scores))
     print(
