@@ -1,4 +1,5 @@
-"""Pictures a person would rather look at than read: attention heatmaps."""
+"""Pictures a person would rather look at than read: attention heatmaps, and a caption's
+attention laid over its image (the Show, Attend and Tell figure)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 
@@ -53,5 +55,37 @@ def alignment_png(source: list[str], target: list[str], weights) -> bytes:
     figure = alignment_figure(source, target, weights)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=80)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def attention_overlay_figure(image_bytes: bytes, words: list[str], maps, columns: int = 5):
+    """The image, then one panel per word with its attention map `[steps, H, W]` upsampled
+    (bilinear) over the image; `words` label the panels."""
+    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False).numpy()
+    height, width = image.shape[:2]
+    panels = len(words) + 1
+    rows = (panels + columns - 1) // columns
+    figure, axes = plt.subplots(rows, columns, figsize=(2.0 * columns, 2.1 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    axes.flat[0].imshow(image)
+    axes.flat[0].set_title("image", fontsize=9)
+    for k, word in enumerate(words):
+        weights = np.asarray(maps[k], np.float32)[..., None]
+        up = tf.image.resize(weights, [height, width], method="bilinear").numpy()[..., 0]
+        ax = axes.flat[k + 1]
+        ax.imshow(image)
+        ax.imshow(up, cmap="gray", alpha=0.6, vmin=0.0, vmax=max(float(up.max()), 1e-6))
+        ax.set_title(word, fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def attention_overlay_png(image_bytes: bytes, words: list[str], maps) -> bytes:
+    """`attention_overlay_figure` as PNG bytes (the caption CLI's files, TensorBoard)."""
+    figure = attention_overlay_figure(image_bytes, words, maps)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=72)
     plt.close(figure)
     return buffer.getvalue()

@@ -6,7 +6,7 @@ import ml_collections
 
 from seq2seq_tf.tasks.base import DevEvaluator, Task
 
-TASKS = ("translation", "language_model")
+TASKS = ("translation", "language_model", "captioning")
 
 
 def make_task(config: ml_collections.ConfigDict, vocab_size: int | None = None) -> Task:
@@ -19,6 +19,10 @@ def make_task(config: ml_collections.ConfigDict, vocab_size: int | None = None) 
         from seq2seq_tf.tasks.language_modeling import LanguageModelTask
 
         return LanguageModelTask(config, vocab_size)
+    if config.task == "captioning":
+        from seq2seq_tf.tasks.captioning import CaptioningTask
+
+        return CaptioningTask(config, vocab_size)
     raise ValueError(f"config field task: must be one of {TASKS}, got {config.task!r}")
 
 
