@@ -20,12 +20,18 @@ data.bucket_boundaries            length bucket edges in pieces (batches hold si
                                   () derives ten edges from the training data's length quantiles
 data.shuffle_buffer               pairs held in the shuffle buffer
 data.seed                         seed for shuffling and dropout; same seed, same run
+data.target_vocab                 set by training with model.target_vocab_only (leave empty): the
+                                  ids the output layer scores, kept in the workdir's config.json
 
 model.embedding_dim               source and target embedding width
 model.encoder_layers              bidirectional layers
 model.encoder_uni_layers          unidirectional layers on top (GNMT: 1 bi + 3 uni)
 model.encoder_merge               concat | sum: how the two directions combine
 model.encoder_units               units per direction in each encoder layer
+model.encoder_kernel              auto | loop | fused: the encoder's LSTM layers through cuDNN's
+                                  fused kernel (fused: the same weights via keras.layers.LSTM;
+                                  plain lstm cell, no recurrent_dropout) or our step loop; auto
+                                  = fused when a GPU is visible and the cell allows it
 model.decoder_layers              stacked LSTM layers in the decoder
 model.decoder_units               units of each decoder layer
 model.attention_units             width of the attention vector fed back (input feeding)
@@ -45,6 +51,9 @@ model.bridge                      encoder final state -> decoder initial state: 
                                   dense (of the final states) | mean (of the memory values)
 model.dropout                     dropout on embeddings and between layers
 model.recurrent_dropout           variational dropout on h_{t-1} in every recurrent layer
+model.target_vocab_only           the output layer scores only the pieces of the training targets
+                                  (and PAD/UNK/BOS/EOS); the rest get -inf: exact, cheaper. A
+                                  workdir trained without it keeps its full output layer
 
 train.num_steps                   total optimizer steps
 train.learning_rate               peak learning rate
@@ -141,6 +150,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.data.bucket_boundaries = (8, 12, 16, 20, 25, 30, 40, 50, 70)
     config.data.shuffle_buffer = 20000
     config.data.seed = 1234
+    config.data.target_vocab = ()
 
     config.model = ml_collections.ConfigDict()
     config.model.embedding_dim = 256
@@ -148,6 +158,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.model.encoder_units = 256
     config.model.encoder_uni_layers = 0
     config.model.encoder_merge = "concat"
+    config.model.encoder_kernel = "auto"
     config.model.decoder_layers = 2
     config.model.decoder_units = 512
     config.model.attention_units = 512
@@ -164,6 +175,7 @@ def default_config() -> ml_collections.ConfigDict:
     config.model.bridge = "copy"
     config.model.dropout = 0.3
     config.model.recurrent_dropout = 0.0
+    config.model.target_vocab_only = False
 
     config.train = ml_collections.ConfigDict()
     config.train.num_steps = 10000
@@ -273,6 +285,12 @@ def _validate_data(d: ml_collections.ConfigDict, need_data: bool) -> None:
     for name in ("max_src_len", "max_tgt_len", "batch_size", "shuffle_buffer"):
         _require(int(d[name]) > 0, f"data.{name}", "must be positive")
     _require(int(d.batch_tokens) >= 0, "data.batch_tokens", "must be >= 0 (0 = batch_size)")
+    ids = list(d.target_vocab)
+    _require(
+        all(isinstance(i, int) and i >= 0 for i in ids) and ids == sorted(set(ids)),
+        "data.target_vocab",
+        "must be increasing piece ids (set by training; leave it empty)",
+    )
     bounds = list(d.bucket_boundaries)
     _require(
         all(int(a) < int(b) for a, b in zip(bounds, bounds[1:]))
@@ -309,6 +327,18 @@ def _validate_model(m: ml_collections.ConfigDict) -> None:
     for name in ("encoder_cell", "decoder_cell"):
         _require(m[name] in CELL_TYPES, f"model.{name}", f"must be one of {CELL_TYPES}")
     _require(m.encoder_merge in ("concat", "sum"), "model.encoder_merge", "concat or sum")
+    _require(
+        m.encoder_kernel in ("auto", "loop", "fused"),
+        "model.encoder_kernel",
+        f"must be auto, loop or fused, got {m.encoder_kernel!r}",
+    )
+    if m.encoder_kernel == "fused":
+        _require(
+            m.encoder_cell == "lstm" and not m.recurrent_dropout,
+            "model.encoder_kernel",
+            "'fused' runs cuDNN's plain LSTM: needs encoder_cell 'lstm' and recurrent_dropout 0 "
+            "(use 'auto' or 'loop')",
+        )
     _require(int(m.encoder_uni_layers) >= 0, "model.encoder_uni_layers", "must be >= 0")
     memory_dim = (2 if m.encoder_merge == "concat" else 1) * m.encoder_units
     if m.bridge == "copy":

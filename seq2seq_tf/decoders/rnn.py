@@ -23,6 +23,7 @@ through `layers.loop_ops.LoopKernels`, which makes them fast in training.
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -32,6 +33,16 @@ from seq2seq_tf.layers.loop_ops import LoopKernels
 from seq2seq_tf.layers.memory import Memory
 
 PLACEMENTS = ("luong", "bahdanau", "gnmt")
+UNK_ID = 1  # data.vocab's; the column unscored labels map to (kept in every output_ids)
+
+
+def _output_ids(ids, vocab_size: int) -> tuple[int, ...] | None:
+    if ids is None or len(ids) == 0:
+        return None
+    ids = tuple(sorted({int(i) for i in ids}))
+    if ids[0] < 0 or ids[-1] >= vocab_size or UNK_ID not in ids:
+        raise ValueError(f"output_ids must be ids in [0, {vocab_size}) including UNK {UNK_ID}")
+    return ids
 
 
 @keras.saving.register_keras_serializable(package="seq2seq_tf")
@@ -62,6 +73,10 @@ class RNNDecoder(keras.layers.Layer):
     recurrent_dropout: variational dropout on h_{t-1} of every layer: one mask per
         sentence, drawn once per training call and reused at every step.
     embedding: an Embedding layer to use (shared with the encoder), or None for its own.
+    output_ids: the vocabulary ids the output layer scores (sorted; the pieces of
+        the training targets and the specials), or None for all. Logits of the
+        others are -inf (`full_logits`), so search and scores are exactly those
+        of a full output layer with them masked, at K / vocab of its cost.
     **kwargs: forwarded to `keras.layers.Layer`.
     """
 
@@ -82,6 +97,7 @@ class RNNDecoder(keras.layers.Layer):
         embedding: keras.layers.Embedding | None = None,
         placement: str = "luong",
         recurrent_dropout: float = 0.0,
+        output_ids: tuple[int, ...] | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -125,8 +141,10 @@ class RNNDecoder(keras.layers.Layer):
             self.attention_layer = keras.layers.Dense(
                 attention_units, activation="tanh", use_bias=False, name="attention_layer"
             )
+        self.output_ids = _output_ids(output_ids, vocab_size)
+        self.output_size = vocab_size if self.output_ids is None else len(self.output_ids)
         if not tie_embeddings:
-            self.output_layer = keras.layers.Dense(vocab_size, name="output_layer")
+            self.output_layer = keras.layers.Dense(self.output_size, name="output_layer")
         self.dropout_layer = keras.layers.Dropout(dropout)
 
     @property
@@ -158,7 +176,7 @@ class RNNDecoder(keras.layers.Layer):
             self.attention_layer.build((None, memory_dim + self.units))
         if self.tie_embeddings:
             self.output_bias = self.add_weight(
-                shape=(self.vocab_size,), initializer="zeros", name="output_bias"
+                shape=(self.output_size,), initializer="zeros", name="output_bias"
             )
         else:
             self.output_layer.build((None, self.output_dim))
@@ -292,13 +310,36 @@ class RNNDecoder(keras.layers.Layer):
         return feed, {**state, "cells": new_cells, "feed": feed, "alignment": weights}
 
     def output_logits(self, features, training=None):
-        """Logits `[..., vocab]` of features `[..., output_dim]`."""
+        """Logits `[..., output_size]` (over `output_ids`, else the vocabulary) of
+        features `[..., output_dim]`; `full_logits` maps them to the vocabulary."""
         features = self.dropout_layer(features, training=training)
         if self.tie_embeddings:
             matrix = ops.cast(self.embedding.embeddings, features.dtype)
+            if self.output_ids is not None:
+                matrix = ops.take(matrix, self.output_ids, axis=0)
             logits = ops.matmul(features, ops.transpose(matrix))
             return logits + ops.cast(self.output_bias, features.dtype)
         return self.output_layer(features)
+
+    def full_logits(self, logits):
+        """`output_logits` `[..., output_size]` -> `[..., vocab]`, -inf off `output_ids`."""
+        if self.output_ids is None:
+            return logits
+        unscored = ops.full(ops.shape(logits)[:-1] + (1,), float("-inf"), logits.dtype)
+        return ops.take(ops.concatenate([logits, unscored], -1), self._full_index(), axis=-1)
+
+    def output_labels(self, labels):
+        """Vocabulary ids `[...]` -> columns of `output_logits` (UNK's for unscored ids)."""
+        if self.output_ids is None:
+            return labels
+        column = np.full(self.vocab_size, self.output_ids.index(UNK_ID), np.int32)
+        column[list(self.output_ids)] = np.arange(len(self.output_ids))
+        return ops.take(column, labels)
+
+    def _full_index(self):
+        index = np.full(self.vocab_size, len(self.output_ids), np.int32)  # the -inf column
+        index[list(self.output_ids)] = np.arange(len(self.output_ids))
+        return index
 
     def step(self, ids, state, training=False):
         """One token: ids `[batch]` -> logits `[batch, vocab]`, new state."""
@@ -306,7 +347,7 @@ class RNNDecoder(keras.layers.Layer):
         kernels = self._loop_kernels(embedded.dtype, training=False).view()
         masks = [None] * self.num_layers
         features, state = self._advance(embedded, state, training, masks, kernels)
-        return self.output_logits(features, training), state
+        return self.full_logits(self.output_logits(features, training)), state
 
     def forward(self, ids, state, training=None):
         """Teacher forcing up to the output layer, from `state`.
@@ -337,7 +378,9 @@ class RNNDecoder(keras.layers.Layer):
     def call(self, ids, state, training=None):
         """Teacher forcing: ids `[batch, steps]` -> logits `[batch, steps, vocab]`."""
         features, _ = self.forward(ids, state, training)
-        return self.output_logits(tf.transpose(features, [1, 0, 2]), training)
+        logits = self.output_logits(tf.transpose(features, [1, 0, 2]), training)
+        return self.full_logits(logits)
+
 
     def get_config(self):
         return {
@@ -356,4 +399,5 @@ class RNNDecoder(keras.layers.Layer):
             "tie_embeddings": self.tie_embeddings,
             "placement": self.placement,
             "recurrent_dropout": self.recurrent_dropout,
+            "output_ids": self.output_ids,
         }

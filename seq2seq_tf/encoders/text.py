@@ -27,6 +27,8 @@ class BidirectionalEncoder(keras.layers.Layer):
         recurrent_dropout: variational dropout on h_{t-1} in every layer (training only).
         embedding: an Embedding layer to use (shared with the decoder), or None for its own.
         pad_id: the id that pads sources (masked out everywhere).
+        implementation: how every recurrent layer runs: "loop", "fused" (cuDNN's
+            LSTM on a GPU, see `layers.fused_lstm`) or "auto"; see `Recurrent`.
         **kwargs: forwarded to `keras.layers.Layer`.
 
     Call arguments:
@@ -54,6 +56,7 @@ class BidirectionalEncoder(keras.layers.Layer):
         merge: str = "concat",
         recurrent_dropout: float = 0.0,
         pad_id: int = 0,
+        implementation: str = "loop",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -69,7 +72,8 @@ class BidirectionalEncoder(keras.layers.Layer):
         self.uni_layers = uni_layers
         self.recurrent_dropout = recurrent_dropout
         self.pad_id = pad_id
-        rd = {"recurrent_dropout": recurrent_dropout}
+        self.implementation = implementation
+        rd = {"recurrent_dropout": recurrent_dropout, "implementation": implementation}
         self.merge = merge
         self.output_dim = 2 * units if merge == "concat" else units
         self.embedding = embedding or keras.layers.Embedding(
@@ -154,4 +158,5 @@ class BidirectionalEncoder(keras.layers.Layer):
             "merge": self.merge,
             "recurrent_dropout": self.recurrent_dropout,
             "pad_id": self.pad_id,
+            "implementation": self.implementation,
         }

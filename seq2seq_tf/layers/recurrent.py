@@ -14,8 +14,9 @@ import contextlib
 import keras
 from keras import ops
 
-from seq2seq_tf.layers import loop_ops
+from seq2seq_tf.layers import fused_lstm, loop_ops
 from seq2seq_tf.layers.cells import RecurrentCell, last_dim, make_cell
+from seq2seq_tf.layers.fused_lstm import IMPLEMENTATIONS, FusedLSTM, unfusable_reason
 
 
 class _ProjectedStep(keras.layers.Layer):
@@ -77,6 +78,11 @@ class Recurrent(keras.layers.Layer):
         recurrent_dropout: variational dropout on h_{t-1} before the recurrent
             matmul (one mask per sequence, carried through the loop).
         seed: seed of the dropout masks.
+        implementation: "loop" (our step loop), "fused" (the same weights through
+            `keras.layers.LSTM`, cuDNN's fused kernel on a GPU; plain LSTM without
+            recurrent dropout only, see `layers.fused_lstm`) or "auto" (fused when
+            a GPU is visible and the cell allows it, else loop). Both give the same
+            results and use the same variables.
         **kwargs: forwarded to `keras.layers.Layer`.
 
     Call arguments:
@@ -100,9 +106,15 @@ class Recurrent(keras.layers.Layer):
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         seed: int | None = None,
+        implementation: str = "loop",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(
+                f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}"
+            )
+        self.implementation = implementation
         self.units = units
         self.go_backwards = go_backwards
         self.cell_type = cell_type
@@ -117,6 +129,9 @@ class Recurrent(keras.layers.Layer):
             seed=seed,
             name="cell",
         )
+        self._unfusable = unfusable_reason(self.cell, recurrent_dropout)
+        if implementation == "fused" and self._unfusable:
+            raise ValueError(f"implementation 'fused': {self._unfusable}")
         self.rnn = self._make_rnn(carries_mask=False)
         if recurrent_dropout > 0:
             # A second loop whose state carries the mask; weightless, so only an
@@ -134,7 +149,22 @@ class Recurrent(keras.layers.Layer):
 
     def build(self, input_shape):
         self.cell.build(input_shape)
+        if not self._unfusable:
+            # Set past Keras' and TF's trackers: it holds this cell's variables, no new ones.
+            object.__setattr__(self, "_fused", FusedLSTM(self.cell))
         self.built = True
+
+    def uses_fused(self, initial_state=None) -> bool:
+        """Whether a call (traced now, on this machine) runs the fused path."""
+        if self.implementation == "loop" or initial_state is not None:
+            return False
+        if fused_lstm.loop_forced():  # an export (see `fused_lstm.loop_only`)
+            return False
+        if self.implementation == "fused":
+            return True
+        # auto: cuDNN's LSTM runs float32 and float16, not bfloat16.
+        fusable_dtype = self.cell.compute_dtype in ("float32", "float16")
+        return not self._unfusable and fusable_dtype and fused_lstm.gpu_visible()
 
     def call(self, inputs, mask=None, training=None, initial_state=None):
         batch_size = ops.shape(inputs)[0]
@@ -144,6 +174,13 @@ class Recurrent(keras.layers.Layer):
         if input_mask is not None:
             # [batch, 1, input_dim]: the same mask at every step of a sequence.
             inputs = inputs * ops.cast(ops.expand_dims(input_mask, 1), inputs.dtype)
+        if self.implementation == "fused" and initial_state is not None:
+            raise ValueError("implementation 'fused' takes no initial_state; use 'auto' or 'loop'")
+        if self.uses_fused(initial_state):
+            if mask is None:
+                mask = ops.ones(ops.shape(inputs)[:2], "bool")
+            outputs, h, c = self._fused(inputs, mask, go_backwards=self.go_backwards)
+            return outputs, h, c
         projected = self.cell.project_inputs(inputs)  # [batch, time, gates * units]
         # Training: the recurrent kernel in the loop's fast form, with its gradient
         # after the loop where the product adds straight into `projected`.
@@ -197,4 +234,5 @@ class Recurrent(keras.layers.Layer):
             "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,
             "seed": self.seed,
+            "implementation": self.implementation,
         }

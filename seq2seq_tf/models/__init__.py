@@ -12,13 +12,20 @@ from seq2seq_tf.models.language_model import LanguageModel, build_language_model
 from seq2seq_tf.models.seq2seq import Seq2Seq
 
 
-def build_model(config: ml_collections.ConfigDict, vocab_size: int, pad_id: int = 0) -> Seq2Seq:
+def build_model(
+    config: ml_collections.ConfigDict,
+    vocab_size: int,
+    pad_id: int = 0,
+    output_ids: tuple[int, ...] | None = None,
+) -> Seq2Seq:
     """The translation model described by `config` (the `model` group).
 
     Args:
         config: `config.model` (see seq2seq_tf/config.py for each field).
         vocab_size: size of the (joint) vocabulary.
         pad_id: the padding id of the vocabulary.
+        output_ids: the ids the output layer scores (`data.target_vocab`, set by
+            training with `model.target_vocab_only`); None or () for all.
     """
     shared = None
     if config.share_embeddings:  # one matrix for source and target (joint vocabulary)
@@ -36,6 +43,7 @@ def build_model(config: ml_collections.ConfigDict, vocab_size: int, pad_id: int 
         merge=config.encoder_merge,
         recurrent_dropout=config.recurrent_dropout,
         pad_id=pad_id,
+        implementation=config.encoder_kernel,
         name="encoder",
     )
     decoder = RNNDecoder(
@@ -54,6 +62,7 @@ def build_model(config: ml_collections.ConfigDict, vocab_size: int, pad_id: int 
         embedding=shared,
         placement=config.attention_placement,
         recurrent_dropout=config.recurrent_dropout,
+        output_ids=tuple(output_ids or ()) or None,
         name="decoder",
     )
     bridge = make_bridge(config.bridge, decoder.state_sizes)

@@ -6,6 +6,7 @@ with nothing but `tensorflow` and `tensorflow_text` imported.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 
@@ -17,6 +18,7 @@ import tensorflow as tf
 from seq2seq_tf import search
 from seq2seq_tf.data import vocab
 from seq2seq_tf.errors import UserError
+from seq2seq_tf.layers import fused_lstm
 from seq2seq_tf.serving.checks import check_utf8
 
 
@@ -118,6 +120,10 @@ class Translator(tf.Module):
     range (n or beam_width < 1, temperature < 0, top_k < 0, top_p outside (0, 1]),
     fail the request with an InvalidArgumentError that names the input or argument.
     Temperature 0 samples the argmax (greedy, up to exact ties).
+
+    With `portable` (what export writes) every encoder layer is traced with our
+    step loop, never cuDNN's fused LSTM, so the SavedModel runs on any device
+    (the same weights and results; see `layers.fused_lstm`).
     """
 
     def __init__(
@@ -127,8 +133,10 @@ class Translator(tf.Module):
         decode: ml_collections.ConfigDict,
         max_source_pieces: int,
         defaults: SearchDefaults = SearchDefaults(),
+        portable: bool = False,
     ):
         super().__init__(name="translator")
+        self._portable = bool(portable)
         proto = vocab.read_model_proto(spm_model_path)
         pieces = vocab.vocab_size_of(spm_model_path)
         if pieces != model.vocab_size:
@@ -186,7 +194,13 @@ class Translator(tf.Module):
         source = self.encode_sources(inputs)
         source_lengths = tf.reduce_sum(tf.cast(source != vocab.PAD_ID, tf.int32), axis=1)
         budget = search.max_target_lengths(source_lengths, self._ratio, self._offset, self._cap)
-        return source, budget, self.model.initial_state(source, training=False)
+        with self._encoder_scope():
+            state = self.model.initial_state(source, training=False)
+        return source, budget, state
+
+    def _encoder_scope(self):
+        """Where the encoder is traced: our loop only in a portable (exported) module."""
+        return fused_lstm.loop_only() if self._portable else contextlib.nullcontext()
 
     def beam(self, inputs, beam_width, n_best) -> tuple[tf.Tensor, search.Hypotheses]:
         """Source ids and the beam search with the export-time penalties (greedy at width 1)."""
@@ -256,7 +270,8 @@ class Translator(tf.Module):
         target_out = tf.concat([pieces, tf.fill([rows, 1], vocab.EOS_ID)], 1)
         target_in = target_in.to_tensor(vocab.PAD_ID)
         target_out = target_out.to_tensor(vocab.PAD_ID)
-        logits = self.model((source, target_in), training=False)
+        with self._encoder_scope():
+            logits = self.model((source, target_in), training=False)
         log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
         token = tf.gather(log_probs, target_out, batch_dims=2)  # batch x tgt_len
         mask = target_out != vocab.PAD_ID

@@ -6,9 +6,12 @@ encoder -> beam search -> strings, all in one graph (`serving.translator`).
 
 from __future__ import annotations
 
+import json
 import math
+import os
 
 import ml_collections
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -19,7 +22,7 @@ from seq2seq_tf.serving import client
 from seq2seq_tf.serving.translator import SearchDefaults, Translator
 from seq2seq_tf.tasks.base import DevEvaluator, Task
 from seq2seq_tf.training.losses import sequence_loss, token_cross_entropy
-from seq2seq_tf.workdir import prepare_workdir
+from seq2seq_tf.workdir import CONFIG_FILE, prepare_workdir
 
 
 class TranslationTask(Task):
@@ -48,19 +51,55 @@ class TranslationTask(Task):
         self._stats = parallel.corpus_stats(
             src_lines, tgt_lines, self._tokenizer, d.max_src_len, d.max_tgt_len, "train"
         )
+        self._set_target_vocab(workdir, tgt_lines)
         self._boundaries = tuple(int(b) for b in d.bucket_boundaries)
         if not self._boundaries:
             self._boundaries = parallel.derive_bucket_boundaries(self._stats.lengths)
             logging.info("bucket boundaries from the training data: %s", self._boundaries)
 
+    def _set_target_vocab(self, workdir: str, tgt_lines: list[str]) -> None:
+        """With model.target_vocab_only, data.target_vocab = the ids the output layer scores.
+
+        A resumed run keeps the list its config.json holds (its checkpoints' output
+        layer has that many columns); a workdir trained before the option keeps its
+        full output layer; a new run counts the pieces of the training targets.
+        """
+        if not self.config.model.target_vocab_only:
+            return
+        stored = _stored_target_vocab(workdir)
+        if stored is None:
+            ids = target_piece_ids(tgt_lines, self._tokenizer)
+            logging.info(
+                "output layer: %d of %d pieces occur in the training targets (%d not scored)",
+                len(ids), self.vocab_size, self.vocab_size - len(ids),
+            )  # fmt: skip
+        elif not stored:
+            logging.warning(
+                "%s was trained with the full output layer: keeping it (model.target_vocab_only "
+                "applies to new workdirs)", workdir,
+            )  # fmt: skip
+            ids = ()
+        else:
+            ids = stored
+        with self.config.unlocked():
+            self.config.data.target_vocab = tuple(ids)
+
     def workdir_fields(self) -> dict:
         return {"vocab_size": self.vocab_size}
 
     def describe(self) -> str:
-        return f"vocabulary {self.vocab_size}"
+        scored = len(self.config.data.target_vocab)
+        if not scored:
+            return f"vocabulary {self.vocab_size}"
+        return f"vocabulary {self.vocab_size}, {scored} scored by the output layer"
 
     def build_model(self) -> Seq2Seq:
-        return build_model(self.config.model, self.vocab_size, pad_id=vocab.PAD_ID)
+        return build_model(
+            self.config.model,
+            self.vocab_size,
+            pad_id=vocab.PAD_ID,
+            output_ids=tuple(self.config.data.target_vocab),
+        )
 
     def train_dataset(self) -> tf.data.Dataset:
         d = self.config.data
@@ -97,7 +136,32 @@ class TranslationTask(Task):
     ) -> Translator:
         d = self.config
         defaults = defaults or SearchDefaults()
-        return Translator(model, spm_model, d.decode, d.data.max_src_len, defaults)
+        # portable: an export traces the encoder with our loop, so it runs on any device.
+        return Translator(model, spm_model, d.decode, d.data.max_src_len, defaults, portable=True)
+
+
+def target_piece_ids(lines: list[str], tokenizer, chunk: int = 4096) -> tuple[int, ...]:
+    """Sorted ids of the pieces in `lines` (tokenized as training does) and PAD/UNK/BOS/EOS.
+
+    What a target-side output layer must score: every label of the training targets
+    (pieces + EOS), plus the other specials, so search sees the same ids as before.
+    """
+    seen = np.zeros(int(tokenizer.vocab_size()), bool)
+    seen[[vocab.PAD_ID, vocab.UNK_ID, vocab.BOS_ID, vocab.EOS_ID]] = True
+    for start in range(0, len(lines), chunk):
+        pieces = tokenizer.tokenize(tf.constant(lines[start : start + chunk]))
+        seen[pieces.flat_values.numpy()] = True
+    return tuple(int(i) for i in np.flatnonzero(seen))
+
+
+def _stored_target_vocab(workdir: str) -> tuple[int, ...] | None:
+    """data.target_vocab of the workdir's config.json; None when it has none yet."""
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        stored = json.load(f)
+    return tuple(stored.get("data", {}).get("target_vocab", ()))
 
 
 class TranslationDevEvaluator(DevEvaluator):
@@ -140,6 +204,14 @@ class TranslationDevEvaluator(DevEvaluator):
 
         @tf.function(input_signature=[spec, spec, spec])
         def loss_sums(source, target_in, target_out):
+            if model.decoder.output_ids is not None:  # -inf logits: use the scored ones
+                logits, labels = model.teacher_forced(source, target_in, target_out, False)
+                smoothed, nll = token_cross_entropy(logits, labels, self.label_smoothing)
+                return (
+                    tf.reduce_sum(smoothed),
+                    tf.reduce_sum(nll),
+                    tf.cast(tf.size(labels), "float32"),
+                )
             logits = model((source, target_in), training=False)
             loss_sum, nll_sum, tokens = sequence_loss(
                 logits, target_out, self.label_smoothing, vocab.PAD_ID

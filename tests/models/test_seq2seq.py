@@ -265,3 +265,140 @@ def test_shared_embeddings_survive_the_config_round_trip():
     np.testing.assert_allclose(clone((SOURCE, TARGET_IN)), model((SOURCE, TARGET_IN)), atol=1e-6)
     unshared = Seq2Seq.from_config(_variant(tie_embeddings=True).get_config())
     assert unshared.encoder.embedding is not unshared.decoder.embedding
+
+
+# Target-side output vocabulary: the output layer scores only these ids (of 40).
+KEPT = (0, 1, 2, 3, 5, 6, 9, 10, 11, 12, 13, 17, 20, 33)
+
+
+def _full_and_reduced(seed: int, **fields):
+    """A full model with random weights and the same model scoring only KEPT."""
+    from support import model_config, randomize_weights
+
+    from seq2seq_tf.models import build_model
+
+    config = model_config(**{"dropout": 0.0, "embedding_dim": 8, "encoder_units": 6,
+                             "decoder_units": 12, "attention_units": 10, **fields})  # fmt: skip
+    full = build_model(config, 40)
+    reduced = build_model(config, 40, output_ids=KEPT)
+    randomize_weights(full, seed)
+    for ours, theirs in zip(reduced.weights, full.weights):
+        assert ours.path.split("/", 1)[1] == theirs.path.split("/", 1)[1]
+        value = theirs.numpy()
+        if ours.shape != theirs.shape:  # the output layer: KEPT's columns
+            value = value[..., list(KEPT)]
+        ours.assign(value)
+    return full, reduced
+
+
+def _masked_log_softmax(logits: np.ndarray) -> np.ndarray:
+    """NumPy: log-softmax of full logits with every id outside KEPT at -inf."""
+    masked = np.full_like(logits, -np.inf, dtype=np.float64)
+    masked[..., list(KEPT)] = logits[..., list(KEPT)]
+    top = masked.max(-1, keepdims=True)
+    return masked - top - np.log(np.exp(masked - top).sum(-1, keepdims=True))
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_target_vocab_loss_equals_the_masked_full_vocabulary_loss(tie):
+    fields = {"tie_embeddings": True, "attention_units": 8} if tie else {}
+    full, reduced = _full_and_reduced(3, **fields)
+    target_out = tf.constant([[9, 10, 11, 3], [12, 13, 3, 0]])
+    eps = 0.1
+    logits, labels = reduced.teacher_forced(SOURCE, TARGET_IN, target_out)
+    smoothed, nll = (x.numpy() for x in token_cross_entropy(logits, labels, eps))
+    # Reference: the full model's features and output weights in NumPy, removed ids masked.
+    features, _ = full.decoder.forward(TARGET_IN, full.initial_state(SOURCE))
+    real = target_out.numpy().T != 0  # time-major, as teacher_forced
+    feats = features.numpy()[real]
+    if tie:
+        kernel, bias = full.decoder.embedding.embeddings.numpy().T, full.decoder.output_bias.numpy()
+    else:
+        kernel, bias = (w.numpy() for w in full.decoder.output_layer.weights)
+    log_p = _masked_log_softmax(feats.astype(np.float64) @ kernel + bias)
+    gold = target_out.numpy().T[real]
+    want_nll = -log_p[np.arange(len(gold)), gold]
+    # Label smoothing spreads eps over the scored pieces (the masked ones have p = 0).
+    want_smoothed = (1 - eps) * want_nll - eps * log_p[:, list(KEPT)].mean(-1)
+    np.testing.assert_allclose(nll, want_nll, rtol=1e-5)
+    np.testing.assert_allclose(smoothed, want_smoothed, rtol=1e-5)
+    assert logits.shape[-1] == len(KEPT)
+    # The full-vocabulary view (call, score): -inf off KEPT, the same values on it.
+    full_view = reduced((SOURCE, TARGET_IN)).numpy()
+    want = full((SOURCE, TARGET_IN)).numpy()
+    np.testing.assert_allclose(full_view[..., list(KEPT)], want[..., list(KEPT)], rtol=1e-5)
+    assert np.all(np.delete(full_view, list(KEPT), axis=-1) == -np.inf)
+
+
+def test_target_vocab_search_equals_the_masked_full_model():
+    from seq2seq_tf import search
+
+    full, reduced = _full_and_reduced(5)
+    keep = np.zeros(40, bool)
+    keep[list(KEPT)] = True
+
+    def masked_step(ids, state):
+        logits, state = full.step(ids, state)
+        return tf.where(keep, logits, float("-inf")), state
+
+    source = tf.constant([[5, 6, 7, 3, 0], [4, 5, 6, 7, 3], [8, 3, 0, 0, 0]])
+    budget = tf.constant([7, 7, 5])
+    ids = {"start_id": vocab.BOS_ID, "end_id": vocab.EOS_ID, "pad_id": vocab.PAD_ID}
+    unmasked = search.greedy_search(full.step, full.initial_state(source), budget, **ids)
+    assert not np.isin(unmasked.ids.numpy(), KEPT).all()  # the mask matters here
+    for run in (
+        lambda step, m: search.greedy_search(step, m.initial_state(source), budget, **ids),
+        lambda step, m: search.beam_search(
+            step,
+            m.initial_state(source),
+            budget,
+            3,
+            0.6,
+            n_best=2,
+            beam_invariant=m.beam_invariant,
+            **ids,
+        ),  # fmt: skip
+    ):
+        got, want = run(reduced.step, reduced), run(masked_step, full)
+        np.testing.assert_array_equal(got.ids.numpy(), want.ids.numpy())
+        np.testing.assert_array_equal(got.lengths.numpy(), want.lengths.numpy())
+        np.testing.assert_allclose(got.scores.numpy(), want.scores.numpy(), rtol=1e-5)
+        assert np.isin(got.ids.numpy(), KEPT).all()
+
+
+def test_target_piece_ids_are_the_training_targets_pieces_and_the_specials(toy_data):
+    from seq2seq_tf.tasks.translation import target_piece_ids
+
+    sp = vocab.make_tokenizer(vocab.read_model_proto(toy_data["spm_model"]))
+    lines = ["a b", "b c"]
+    ids = target_piece_ids(lines, sp, chunk=1)
+    pieces = {int(i) for i in sp.tokenize(tf.constant(lines)).flat_values.numpy()}
+    assert ids == tuple(sorted(pieces | {0, 1, 2, 3}))
+
+
+def test_prepare_stores_the_target_vocab_and_old_workdirs_keep_the_full_layer(toy_data, tmp_path):
+    import json
+
+    from support import tiny_config
+
+    from seq2seq_tf.data.text import read_lines
+    from seq2seq_tf.tasks.translation import TranslationTask, target_piece_ids
+
+    config = tiny_config(toy_data)
+    config.model.target_vocab_only = True
+    task = TranslationTask(config)
+    task.prepare(str(tmp_path / "new"))
+    sp = vocab.make_tokenizer(vocab.read_model_proto(toy_data["spm_model"]))
+    want = target_piece_ids(read_lines(toy_data["train_tgt"]), sp)
+    assert config.data.target_vocab == want and len(want) < task.vocab_size
+    assert task.build_model().decoder.output_size == len(want)
+    # A workdir whose config.json predates the option: resumed with the full output layer.
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "config.json").write_text(json.dumps({"data": {}, "model": {}}))
+    config = tiny_config(toy_data)
+    config.model.target_vocab_only = True
+    task = TranslationTask(config)
+    task.prepare(str(old))
+    assert config.data.target_vocab == ()
+    assert task.build_model().decoder.output_size == task.vocab_size
