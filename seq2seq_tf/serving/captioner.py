@@ -39,7 +39,7 @@ def _uint(data, start: int, length: int, big_endian: bool):
     """The unsigned integer of `length` bytes at `start` of each string `[batch]`."""
     raw = tf.strings.substr(data, start, length)
     padded = tf.where(tf.strings.length(raw) == length, raw, "\x00" * length)
-    digits = tf.cast(tf.io.decode_raw(padded, tf.uint8), tf.int64)  # batch x length
+    digits = tf.reshape(tf.cast(tf.io.decode_raw(padded, tf.uint8), tf.int64), [-1, length])
     order = range(length) if big_endian else range(length - 1, -1, -1)
     value = tf.zeros_like(digits[:, 0])
     for i in order:
