@@ -96,3 +96,33 @@ def exported(trained_workdir, tmp_path_factory) -> tuple[str, str]:
 
     base = tmp_path_factory.mktemp("export")
     return export.export(trained_workdir, str(base)), str(base)
+
+
+@pytest.fixture(scope="session")
+def shapes_data(tmp_path_factory) -> str:
+    """Tiny generated captioning splits (32x32 images): train 60, valid/test/test_unseen 8."""
+    shapes = load_script("make_shapes_captions")
+    out = tmp_path_factory.mktemp("shapes")
+    counts = {"train": 60, "valid": 8, "test": 8, "test_unseen": 8}
+    shapes.make_all(str(out), counts, seed=3, image_size=32)
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def caption_workdir(shapes_data, tmp_path_factory) -> str:
+    """A tiny attention captioner trained for 30 steps with two dev evaluations."""
+    from support import tiny_caption_config
+
+    from seq2seq_tf.training.loop import train_and_evaluate
+
+    workdir = str(tmp_path_factory.mktemp("caption_run"))
+    train_and_evaluate(tiny_caption_config(shapes_data), workdir)
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def caption_export(caption_workdir, tmp_path_factory) -> str:
+    """The SavedModel of `caption_workdir` (its best checkpoint by dev CIDEr-D)."""
+    from seq2seq_tf.serving import export
+
+    return export.export(caption_workdir, str(tmp_path_factory.mktemp("caption_export")))

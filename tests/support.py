@@ -194,3 +194,40 @@ def tiny_lm_config(train_text: str, **train):
     for key, value in train.items():
         config.train[key] = value
     return config
+
+
+def tiny_caption_config(shapes_dir: str, **caption):
+    """A seconds-sized captioner on `shapes_data` (32x32 images, an 8x8 grid)."""
+    from seq2seq_tf.config import default_config
+
+    config = default_config()
+    config.task = "captioning"
+    c = config.caption
+    c.train_captions = f"{shapes_dir}/train/captions.txt"
+    c.valid_captions = f"{shapes_dir}/valid/captions.txt"
+    c.image_size = 32
+    c.cnn_filters = (8, 16)
+    c.attention_penalty = 0.1
+    c.max_length = 20
+    c.overlays = 1
+    for key, value in caption.items():
+        c[key] = value
+    m = config.model
+    m.embedding_dim = 16
+    m.decoder_layers = 1
+    m.decoder_units = 32
+    m.attention_units = 32
+    m.attention = "bahdanau"
+    m.attention_placement = "bahdanau"
+    m.input_feeding = False
+    m.bridge = "mean"
+    m.dropout = 0.0
+    config.data.batch_size = 16
+    t = config.train
+    t.num_steps = 30
+    t.learning_rate = 5e-3
+    t.warmup_steps = 0
+    t.log_every = 10
+    t.eval_every = 15
+    t.checkpoint_every = 15
+    return config

@@ -191,12 +191,12 @@ class Backbone(keras.layers.Layer):
             raise ValueError(f"keras.applications has no {name_in_keras!r}")
         self.name_in_keras = name_in_keras
         self.image_size = int(image_size)
-        self.weights = weights or None
+        self.pretrained = weights or None
         self.trainable_backbone = bool(trainable_backbone)
         self.position_channels = bool(position_channels)
         self.network = constructor(
             include_top=False,
-            weights=self.weights,
+            weights=self.pretrained,
             input_shape=(self.image_size, self.image_size, 3),
         )
         self.network.trainable = self.trainable_backbone
@@ -224,7 +224,7 @@ class Backbone(keras.layers.Layer):
             **super().get_config(),
             "name_in_keras": self.name_in_keras,
             "image_size": self.image_size,
-            "weights": self.weights,
+            "weights": self.pretrained,
             "trainable_backbone": self.trainable_backbone,
             "position_channels": self.position_channels,
         }
