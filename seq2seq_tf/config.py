@@ -6,7 +6,7 @@ of a silently ignored setting.
 
 Fields (one line each; the README table repeats them):
 
-task                              translation | language_model (the captioner adds its own)
+task                              translation | language_model | captioning
 
 data.train_src / data.train_tgt   parallel training text, plain or .gz, one sentence a line
 data.dev_src / data.dev_tgt       parallel dev text (optional, "" for none)
@@ -109,6 +109,37 @@ lm.sample_prime                   prime of the sample written to TensorBoard at 
 lm.sample_length                  its length in tokens (0 = no sample)
 lm.sample_temperature             its temperature (0 = greedy)
 lm.max_prime_tokens               the export keeps the last this many tokens of a prime
+
+caption.* (task captioning; the decoder is model.embedding_dim, decoder_layers, decoder_units,
+decoder_cell, attention, attention_units, attention_placement, input_feeding, bridge (mean:
+Show, Attend and Tell's initial state), dropout; data.batch_size, data.seed; data.spm_model
+"" for words, else a SentencePiece model)
+caption.train_captions            Flickr8k-style captions.txt or COCO captions .json
+caption.valid_captions / test_captions  the same for dev (best checkpoint by CIDEr-D) and test
+caption.images_dir                the images ("" = beside each captions file, or its Images/)
+caption.check_images              decode every image once at start (names a broken file)
+caption.image_size                images are resized to this square side in-graph
+caption.encoder                   cnn (trained from scratch) | features (.npy) | backbone
+caption.cnn_filters               channels of the CNN's blocks (grid side = image_size / 2^blocks)
+caption.cnn_convs_per_block       3x3 convolutions before each 2x2 pool
+caption.position_channels         append x, y coordinates to every grid cell
+caption.features_dir              <image stem>.npy per image: [dim] or [H, W, dim] (encoder features)
+caption.feature_shape             one image's features (set from the .npy files; kept for export)
+caption.backbone                  keras.applications name (encoder backbone), e.g. MobileNetV2
+caption.backbone_weights          "" (random) | imagenet (downloaded: needs internet)
+caption.backbone_trainable        fine-tune the backbone (False: frozen)
+caption.attend                    attend over the grid (False: no attention; a dense layer of
+                                  the flattened grid sets the initial state, the cs231n model)
+caption.context_gate              gate the context by sigmoid(W h_{t-1}) (Show, Attend and Tell)
+caption.attention_penalty         lambda of the doubly stochastic penalty
+                                  lambda * sum_i (1 - sum_t alpha_ti)^2 per caption
+caption.words                     the word vocabulary ("" = from the training captions; the
+                                  workdir keeps the one a run trained with)
+caption.min_word_count            words rarer than this in training captions are unknown
+caption.max_length                caption tokens kept in training (EOS included) and searched
+caption.eval_beam_width           beam of the dev evaluation (1 = greedy)
+caption.eval_images               dev images captioned per evaluation (0 = all)
+caption.overlays                  dev attention overlays written to TensorBoard per evaluation
 """
 
 from __future__ import annotations
@@ -122,7 +153,7 @@ from seq2seq_tf.layers.bridges import BRIDGE_TYPES
 from seq2seq_tf.layers.cells import CELL_TYPES, num_states
 from seq2seq_tf.training.distribute import STRATEGIES
 
-_TASKS = ("translation", "language_model")
+_TASKS = ("translation", "language_model", "captioning")
 _SCHEDULES = ("constant", "cosine", "inverse_sqrt", "plateau")
 _PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
@@ -217,6 +248,32 @@ def default_config() -> ml_collections.ConfigDict:
     config.lm.sample_temperature = 0.8
     config.lm.max_prime_tokens = 2000
 
+    config.caption = ml_collections.ConfigDict()
+    config.caption.train_captions = ""
+    config.caption.valid_captions = ""
+    config.caption.test_captions = ""
+    config.caption.images_dir = ""
+    config.caption.check_images = True
+    config.caption.image_size = 64
+    config.caption.encoder = "cnn"
+    config.caption.cnn_filters = (32, 64, 128)
+    config.caption.cnn_convs_per_block = 1
+    config.caption.position_channels = True
+    config.caption.features_dir = ""
+    config.caption.feature_shape = (0,)
+    config.caption.backbone = "MobileNetV2"
+    config.caption.backbone_weights = ""
+    config.caption.backbone_trainable = False
+    config.caption.attend = True
+    config.caption.context_gate = True
+    config.caption.attention_penalty = 0.0
+    config.caption.words = ""
+    config.caption.min_word_count = 1
+    config.caption.max_length = 24
+    config.caption.eval_beam_width = 1
+    config.caption.eval_images = 0
+    config.caption.overlays = 2
+
     config.lock()
     return config
 
@@ -269,6 +326,9 @@ def validate(config: ml_collections.ConfigDict, *, need_data: bool = True) -> No
     if config.task == "language_model":
         _validate_language_model(config, need_data)
         has_dev = bool(config.lm.valid_text) or config.lm.valid_fraction > 0
+    elif config.task == "captioning":
+        _validate_captioning(config, need_data)
+        has_dev = bool(config.caption.valid_captions)
     else:
         _validate_data(config.data, need_data)
         _validate_model(config.model)
@@ -465,3 +525,56 @@ def _validate_language_model(config: ml_collections.ConfigDict, need_data: bool)
         "train.strategy",
         "a language model trains on one device (its carried state is per row of one batch)",
     )
+
+
+def _validate_captioning(config: ml_collections.ConfigDict, need_data: bool) -> None:
+    """The caption group and the decoder fields a captioner reads (see the docstring)."""
+    c, m = config.caption, config.model
+    if need_data:
+        _require(bool(c.train_captions), "caption.train_captions", "must name a captions file")
+    encoders = ("cnn", "features", "backbone")
+    _require(c.encoder in encoders, "caption.encoder", f"must be one of {encoders}")
+    if c.encoder == "features" and need_data:
+        _require(bool(c.features_dir), "caption.features_dir", "encoder features needs it")
+    filters = [int(f) for f in c.cnn_filters]
+    _require(bool(filters) and min(filters) > 0, "caption.cnn_filters", "positive channels")
+    if c.encoder == "cnn":
+        _require(
+            int(c.image_size) > 0 and int(c.image_size) % 2 ** len(filters) == 0,
+            "caption.image_size",
+            f"must be a positive multiple of 2^{len(filters)} (one halving per CNN block)",
+        )
+    _require(int(c.image_size) > 0, "caption.image_size", "must be positive")
+    _require(int(c.cnn_convs_per_block) > 0, "caption.cnn_convs_per_block", "must be positive")
+    _require(c.backbone_weights in ("", "imagenet"), "caption.backbone_weights", '"" or imagenet')
+    _require(c.attention_penalty >= 0, "caption.attention_penalty", "must be >= 0")
+    _require(int(c.min_word_count) > 0, "caption.min_word_count", "must be positive")
+    _require(int(c.max_length) > 1, "caption.max_length", "must be > 1")
+    _require(int(c.eval_beam_width) > 0, "caption.eval_beam_width", "must be positive")
+    for name in ("eval_images", "overlays"):
+        _require(int(c[name]) >= 0, f"caption.{name}", "must be >= 0")
+    words = c.words.split()
+    _require(len(set(words)) == len(words), "caption.words", "lists each word once")
+    _require(int(config.data.batch_size) > 0, "data.batch_size", "must be positive")
+    for name in ("embedding_dim", "decoder_layers", "decoder_units", "attention_units"):
+        _require(int(m[name]) > 0, f"model.{name}", "must be positive")
+    _require(m.decoder_cell in CELL_TYPES, "model.decoder_cell", f"must be one of {CELL_TYPES}")
+    _require(
+        m.attention in ATTENTION_TYPES,
+        "model.attention",
+        f"must be one of {ATTENTION_TYPES}, got {m.attention!r}",
+    )
+    _require(
+        m.bridge in ("zeros", "mean"), "model.bridge", "a captioner's bridge is mean or zeros"
+    )
+    _require(
+        m.attention_placement in PLACEMENTS,
+        "model.attention_placement",
+        f"must be one of {PLACEMENTS}, got {m.attention_placement!r}",
+    )
+    _require(
+        m.attention_placement != "bahdanau" or not m.input_feeding,
+        "model.input_feeding",
+        "bahdanau placement does not use input feeding; set it to False",
+    )
+    _require(0.0 <= m.dropout < 1.0, "model.dropout", "must be in [0, 1)")

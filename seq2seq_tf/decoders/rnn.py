@@ -77,6 +77,8 @@ class RNNDecoder(keras.layers.Layer):
         the training targets and the specials), or None for all. Logits of the
         others are -inf (`full_logits`), so search and scores are exactly those
         of a full output layer with them masked, at K / vocab of its cost.
+    context_gate: multiply the attention context by sigmoid(W q + b), q the query
+        (Show, Attend and Tell's gate beta_t, here one gate per memory channel).
     **kwargs: forwarded to `keras.layers.Layer`.
     """
 
@@ -97,6 +99,7 @@ class RNNDecoder(keras.layers.Layer):
         embedding: keras.layers.Embedding | None = None,
         placement: str = "luong",
         recurrent_dropout: float = 0.0,
+        context_gate: bool = False,
         output_ids: tuple[int, ...] | None = None,
         **kwargs,
     ):
@@ -120,6 +123,7 @@ class RNNDecoder(keras.layers.Layer):
         self.tie_embeddings = tie_embeddings
         self.placement = placement
         self.recurrent_dropout = recurrent_dropout
+        self.context_gate = context_gate and attends
         self.output_dim = attention_units if attends else units  # width of the features
         if tie_embeddings and self.output_dim != embedding_dim:
             raise ValueError(
@@ -174,6 +178,11 @@ class RNNDecoder(keras.layers.Layer):
         if self.attends:
             self.attention.build((None, None, memory_dim))
             self.attention_layer.build((None, memory_dim + self.units))
+        if self.context_gate:  # its width is the memory's, known only now
+            self.gate_layer = keras.layers.Dense(
+                memory_dim, activation="sigmoid", dtype=self.dtype_policy, name="context_gate"
+            )
+            self.gate_layer.build((None, self.units))
         if self.tie_embeddings:
             self.output_bias = self.add_weight(
                 shape=(self.output_size,), initializer="zeros", name="output_bias"
@@ -269,7 +278,10 @@ class RNNDecoder(keras.layers.Layer):
         return first.recurrent_step(z, list(states), mask, kernels.product("recurrent_0"))
 
     def _attend(self, query, state):
-        return self.attention(query, state["keys"], state["memory"], state["mask"])
+        context, weights = self.attention(query, state["keys"], state["memory"], state["mask"])
+        if self.context_gate:
+            context = context * self.gate_layer(query)
+        return context, weights
 
     def _advance(self, embedded, state, training, masks, kernels):
         """One step from `_embed`'s output; returns (features, new state).
@@ -349,16 +361,19 @@ class RNNDecoder(keras.layers.Layer):
         features, state = self._advance(embedded, state, training, masks, kernels)
         return self.full_logits(self.output_logits(features, training)), state
 
-    def forward(self, ids, state, training=None):
+    def forward(self, ids, state, training=None, with_alignments: bool = False):
         """Teacher forcing up to the output layer, from `state`.
 
         Args:
             ids: `[batch, steps]` input tokens (BOS + target, or a text window).
             state: from `initial_state`, or a previous call's final state.
+            with_alignments: also return every step's attention weights (an attention
+                decoder only; the captioning penalty needs them).
 
         Returns:
             `(features [steps, batch, output_dim], final state)`: time-major, as the
-            loop makes them (training applies the output layer to real tokens only).
+            loop makes them (training applies the output layer to real tokens only);
+            with alignments a third item, the weights `[steps, batch, src_len]`.
             Padded steps advance the state like real ones; a caller that carries
             the state across windows feeds unpadded windows.
         """
@@ -371,16 +386,22 @@ class RNNDecoder(keras.layers.Layer):
         embedded = kernels.add_sink("layer_0", embedded)
 
         def step(embedded_t, loop_state, view):
-            return self._advance(embedded_t, loop_state, training, masks, view)
+            features, new = self._advance(embedded_t, loop_state, training, masks, view)
+            if with_alignments:  # one loop output: the weights ride beside the features
+                weights = ops.cast(new["alignment"], features.dtype)
+                features = ops.concatenate([features, weights], axis=-1)
+            return features, new
 
-        return kernels.scan(step, embedded, state)
+        outputs, final = kernels.scan(step, embedded, state)
+        if not with_alignments:
+            return outputs, final
+        return outputs[..., : self.output_dim], final, outputs[..., self.output_dim :]
 
     def call(self, ids, state, training=None):
         """Teacher forcing: ids `[batch, steps]` -> logits `[batch, steps, vocab]`."""
         features, _ = self.forward(ids, state, training)
         logits = self.output_logits(tf.transpose(features, [1, 0, 2]), training)
         return self.full_logits(logits)
-
 
     def get_config(self):
         return {
@@ -400,4 +421,5 @@ class RNNDecoder(keras.layers.Layer):
             "placement": self.placement,
             "recurrent_dropout": self.recurrent_dropout,
             "output_ids": self.output_ids,
+            "context_gate": self.context_gate,
         }
