@@ -123,7 +123,7 @@ caption.encoder                   cnn (trained from scratch) | features (.npy) |
 caption.cnn_filters               channels of the CNN's blocks (grid side = image_size / 2^blocks)
 caption.cnn_convs_per_block       3x3 convolutions before each 2x2 pool
 caption.position_channels         append x, y coordinates to every grid cell
-caption.features_dir              <image stem>.npy per image: [dim] or [H, W, dim] (encoder features)
+caption.features_dir              <image stem>.npy per image: [dim] or [H, W, dim] (features)
 caption.feature_shape             one image's features (set from the .npy files; kept for export)
 caption.backbone                  keras.applications name (encoder backbone), e.g. MobileNetV2
 caption.backbone_weights          "" (random) | imagenet (downloaded: needs internet)
@@ -564,9 +564,7 @@ def _validate_captioning(config: ml_collections.ConfigDict, need_data: bool) -> 
         "model.attention",
         f"must be one of {ATTENTION_TYPES}, got {m.attention!r}",
     )
-    _require(
-        m.bridge in ("zeros", "mean"), "model.bridge", "a captioner's bridge is mean or zeros"
-    )
+    _require(m.bridge in ("zeros", "mean"), "model.bridge", "a captioner's bridge is mean or zeros")
     _require(
         m.attention_placement in PLACEMENTS,
         "model.attention_placement",
