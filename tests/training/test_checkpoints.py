@@ -100,47 +100,50 @@ def test_default_checkpoint_is_the_best_else_the_latest_and_restore_model_reads_
     assert path == latest
 
 
-def test_corrupt_newest_checkpoint_falls_back_to_the_previous(toy_data, tmp_path, caplog):
+def test_corrupt_newest_checkpoint_falls_back_to_the_previous(
+    trained_workdir, toy_data, tmp_path, caplog
+):
     caplog.set_level("INFO", logger="absl")
-    loop.train_and_evaluate(tiny_config(toy_data, num_steps=40), str(tmp_path))
-    _truncate(tf.train.latest_checkpoint(str(tmp_path / "checkpoints")))
-    result = loop.train_and_evaluate(tiny_config(toy_data, num_steps=60), str(tmp_path))
-    assert result["step"] == 60
-    assert "ckpt-40 is unreadable" in caplog.text
-    assert "resumed from" in caplog.text and "ckpt-20 at step 20" in caplog.text
+    run = str(tmp_path / "run")
+    shutil.copytree(trained_workdir, run)  # checkpoints 20, 40, 60
+    _truncate(tf.train.latest_checkpoint(os.path.join(run, "checkpoints")))
+    result = loop.train_and_evaluate(tiny_config(toy_data, num_steps=70), run)
+    assert result["step"] == 70
+    assert "ckpt-60 is unreadable" in caplog.text
+    assert "resumed from" in caplog.text and "ckpt-40 at step 40" in caplog.text
 
 
 def test_a_failing_checkpoint_write_names_the_path_and_a_rerun_resumes_the_last_good(
-    toy_data, tmp_path
+    trained_workdir, toy_data, tmp_path
 ):
     run = tmp_path / "run"
-    loop.train_and_evaluate(tiny_config(toy_data, num_steps=10, checkpoint_every=10), str(run))
+    shutil.copytree(trained_workdir, run)  # checkpoints 20, 40, 60
     # The next save cannot create its temporary directory (as on a full or read-only disk).
-    (run / "checkpoints" / "ckpt-20_temp").write_text("in the way")
-    config = tiny_config(toy_data, num_steps=20, checkpoint_every=10)
-    with pytest.raises(TrainingError, match="could not write the step 20 checkpoint") as err:
+    (run / "checkpoints" / "ckpt-70_temp").write_text("in the way")
+    config = tiny_config(toy_data, num_steps=70, checkpoint_every=10)
+    with pytest.raises(TrainingError, match="could not write the step 70 checkpoint") as err:
         loop.train_and_evaluate(config, str(run))
-    assert str(run / "checkpoints") in str(err.value) and "ckpt-10" in str(err.value)
-    assert tf.train.latest_checkpoint(str(run / "checkpoints")).endswith("ckpt-10")
-    (run / "checkpoints" / "ckpt-20_temp").unlink()
+    assert str(run / "checkpoints") in str(err.value) and "ckpt-60" in str(err.value)
+    assert tf.train.latest_checkpoint(str(run / "checkpoints")).endswith("ckpt-60")
+    (run / "checkpoints" / "ckpt-70_temp").unlink()
     result = loop.train_and_evaluate(config, str(run))
-    assert result["step"] == 20
+    assert result["step"] == 70
 
 
-def test_averaged_weights_equal_the_mean_of_the_last_checkpoints(toy_data, tmp_path):
+def test_averaged_weights_equal_the_mean_of_the_last_checkpoints(trained_workdir, tmp_path):
     from seq2seq_tf.serving import export
 
-    config = tiny_config(toy_data, num_steps=30, checkpoint_every=10)
-    loop.train_and_evaluate(config, str(tmp_path))
-    paths = checkpoints.last_checkpoints(str(tmp_path), 2)
-    assert [p.rsplit("-", 1)[-1] for p in paths] == ["20", "30"]
-    averaged = checkpoints.average_checkpoints(str(tmp_path), 2)
-    assert averaged == os.path.join(str(tmp_path), checkpoints.AVERAGED_DIR, "averaged-30")
+    run = str(tmp_path / "run")
+    shutil.copytree(trained_workdir, run)  # checkpoints 20, 40, 60
+    paths = checkpoints.last_checkpoints(run, 2)
+    assert [p.rsplit("-", 1)[-1] for p in paths] == ["40", "60"]
+    averaged = checkpoints.average_checkpoints(run, 2)
+    assert averaged == os.path.join(run, checkpoints.AVERAGED_DIR, "averaged-60")
 
     # Training checkpoints name variables by their first path (often through the
     # optimizer), so weights are compared through restored models, not by key.
     def weights(path):
-        model, _ = checkpoints.restore_model(str(tmp_path), path)
+        model, _ = checkpoints.restore_model(run, path)
         return [w.numpy() for w in model.weights]
 
     runs = [weights(p) for p in paths]
@@ -150,18 +153,18 @@ def test_averaged_weights_equal_the_mean_of_the_last_checkpoints(toy_data, tmp_p
     for got, *each in zip(result, *runs):
         np.testing.assert_allclose(got, np.mean(each, axis=0), rtol=1e-6, atol=1e-7)
     # Export takes it like any checkpoint.
-    path = export.export(str(tmp_path), str(tmp_path / "export"), checkpoint=averaged)
-    assert path.endswith("/30")
+    path = export.export(run, str(tmp_path / "export"), checkpoint=averaged)
+    assert path.endswith("/60")
     # The command line writes the same average where --output_dir says.
     out = tmp_path / "cli"
     done = subprocess.run(
-        [sys.executable, "-m", "seq2seq_tf.average_checkpoints", f"--workdir={tmp_path}",
+        [sys.executable, "-m", "seq2seq_tf.average_checkpoints", f"--workdir={run}",
          "--last=2", f"--output_dir={out}"],
         cwd=ROOT, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    assert f"averaged checkpoint: {out / 'averaged-30'}" in done.stdout
-    for got, want in zip(weights(str(out / "averaged-30")), result):
+    assert f"averaged checkpoint: {out / 'averaged-60'}" in done.stdout
+    for got, want in zip(weights(str(out / "averaged-60")), result):
         np.testing.assert_array_equal(got, want)
 
 
