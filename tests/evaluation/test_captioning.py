@@ -45,30 +45,34 @@ def test_cider_d_length_penalty():
 def test_attributes_hand_computed():
     objects = [[{"size": "small", "colour": "red", "shape": "circle"},
                 {"size": "large", "colour": "blue", "shape": "square"}],
-               [{"size": "small", "colour": "red", "shape": "circle"}]]  # fmt: skip
+               [{"size": "small", "colour": "red", "shape": "circle"}],
+               [{"size": "large", "colour": "blue", "shape": "square"}] * 2]  # fmt: skip
     hyps = [
         "a small red circle above a large green square",
         "a small red circle and a small red circle",
+        "a large blue square to the left of a large blue square",
     ]
     scores = ev.attribute_scores(hyps, objects)
-    # named 4 triples, 2 right (the 2nd image's red circle counts once); 3 present
-    assert scores["precision"] == pytest.approx(2 / 4)
-    assert scores["recall"] == pytest.approx(2 / 3)
-    assert scores["f1"] == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3))
+    # named 6 triples, 4 right (the 2nd image's one red circle counts once, the 3rd
+    # image's two blue squares twice); 5 present
+    assert scores["precision"] == pytest.approx(4 / 6)
+    assert scores["recall"] == pytest.approx(4 / 5)
+    assert scores["f1"] == pytest.approx(2 * (4 / 6) * (4 / 5) / (4 / 6 + 4 / 5))
 
 
 def test_pointing_hand_computed():
-    # 4 x 4 grid on a 40-pixel image: cell centres at 5, 15, 25, 35
-    objects = [[{"size": "small", "colour": "red", "shape": "circle", "box": [0, 0, 10, 10]}]]
+    # 4 x 4 grid on a 40-pixel image: cell centres at 5, 15, 25, 35. The box is the top
+    # right (x 20..40, y 0..10): row 0, columns 2 and 3 (maps are [step, row, column]).
+    objects = [[{"size": "small", "colour": "red", "shape": "circle", "box": [20, 0, 40, 10]}]]
     tokens = [["a", "small", "red", "circle"]]
     maps = np.zeros((4, 4, 4))
-    maps[1, 0, 0] = 1.0  # "small": in the box
-    maps[2, 0, 0] = 1.0  # "red": in the box
-    maps[3, 3, 3] = 1.0  # "circle": far away
+    maps[1, 0, 2] = 1.0  # "small": in the box
+    maps[2, 0, 3] = 1.0  # "red": in the box
+    maps[3, 2, 0] = 1.0  # "circle": bottom left, where x and y swapped would put the box
     result = ev.pointing_score(tokens, [maps], objects, 40)
     assert result["words"] == 3
     assert result["pointing"] == pytest.approx(2 / 3)
-    assert result["chance"] == pytest.approx(100 / 1600)
+    assert result["chance"] == pytest.approx(200 / 1600)
     wrong = ev.pointing_score([["a", "large", "red", "circle"]], [maps], objects, 40)
     assert wrong["words"] == 0 and wrong["pointing"] == 0.0
 
