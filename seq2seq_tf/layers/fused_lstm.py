@@ -21,6 +21,7 @@ states at each sequence's last real token (zeros for an empty one).
 from __future__ import annotations
 
 import contextlib
+import random
 from collections.abc import Iterator
 
 import keras
@@ -61,14 +62,22 @@ class FusedLSTM:
     """
 
     def __init__(self, cell: LSTMCell):
-        lstm = keras.layers.LSTM(
-            cell.units,
-            return_sequences=True,
-            return_state=True,
-            use_cudnn="auto",  # cuDNN where keras can, else its generic loop
-            dtype=cell.dtype_policy,
-            name=f"{cell.name}_fused",
-        )
+        # keras draws its initializers' seeds from Python's `random` when a layer is
+        # constructed; these initializers never run, and without the restore every layer
+        # built after this one would start from other weights than without the fused
+        # path (a seeded run would change with `model.encoder_kernel`).
+        seeds = random.getstate()
+        try:
+            lstm = keras.layers.LSTM(
+                cell.units,
+                return_sequences=True,
+                return_state=True,
+                use_cudnn="auto",  # cuDNN where keras can, else its generic loop
+                dtype=cell.dtype_policy,
+                name=f"{cell.name}_fused",
+            )
+        finally:
+            random.setstate(seeds)
         lstm.cell.kernel = cell.kernel
         lstm.cell.recurrent_kernel = cell.recurrent_kernel
         lstm.cell.bias = cell.bias
