@@ -166,116 +166,157 @@ def default_config() -> ml_collections.ConfigDict:
     """The full schema with working defaults; locked so unknown fields fail."""
     config = ml_collections.ConfigDict()
     config.task = "translation"
-
-    config.data = ml_collections.ConfigDict()
-    config.data.train_src = ""
-    config.data.train_tgt = ""
-    config.data.dev_src = ""
-    config.data.dev_tgt = ""
-    config.data.spm_model = ""
-    config.data.target_lang = "en"
-    config.data.max_src_len = 100
-    config.data.max_tgt_len = 100
-    config.data.batch_size = 64
-    config.data.batch_tokens = 0
-    config.data.bucket_boundaries = (8, 12, 16, 20, 25, 30, 40, 50, 70)
-    config.data.shuffle_buffer = 20000
-    config.data.seed = 1234
-    config.data.target_vocab = ()
-
-    config.model = ml_collections.ConfigDict()
-    config.model.embedding_dim = 256
-    config.model.encoder_layers = 2
-    config.model.encoder_units = 256
-    config.model.encoder_uni_layers = 0
-    config.model.encoder_merge = "concat"
-    config.model.encoder_kernel = "auto"
-    config.model.decoder_layers = 2
-    config.model.decoder_units = 512
-    config.model.attention_units = 512
-    config.model.attention = "luong_general"
-    config.model.attention_scaled = True
-    config.model.encoder_cell = "lstm"
-    config.model.decoder_cell = "lstm"
-    config.model.attention_placement = "luong"
-    config.model.input_feeding = True
-    config.model.encoder_residual = False
-    config.model.decoder_residual = False
-    config.model.tie_embeddings = False
-    config.model.share_embeddings = False
-    config.model.bridge = "copy"
-    config.model.dropout = 0.3
-    config.model.recurrent_dropout = 0.0
-    config.model.target_vocab_only = False
-
-    config.train = ml_collections.ConfigDict()
-    config.train.num_steps = 10000
-    config.train.learning_rate = 1e-3
-    config.train.lr_schedule = "constant"
-    config.train.warmup_steps = 200
-    config.train.plateau_patience = 2
-    config.train.plateau_factor = 0.5
-    config.train.eval_every = 1000
-    config.train.early_stopping_patience = 0
-    config.train.early_stopping_min_delta = 0.0
-    config.train.max_time_s = 0.0
-    config.train.time_decay_fraction = 0.0
-    config.train.clip_norm = 5.0
-    config.train.precision = "float32"
-    config.train.max_bad_steps = 20
-    config.train.strategy = "default"
-    config.train.tpu = ""
-    config.train.label_smoothing = 0.1
-    config.train.log_every = 100
-    config.train.checkpoint_every = 1000
-    config.train.keep_checkpoints = 3
-
-    config.decode = ml_collections.ConfigDict()
-    config.decode.max_length_ratio = 2.0
-    config.decode.max_length_offset = 10
-    config.decode.max_length = 200
-
-    config.lm = ml_collections.ConfigDict()
-    config.lm.train_text = ""
-    config.lm.valid_text = ""
-    config.lm.test_text = ""
-    config.lm.valid_fraction = 0.0
-    config.lm.test_fraction = 0.0
-    config.lm.window = 128
-    config.lm.characters = ""
-    config.lm.sample_prime = ""
-    config.lm.sample_length = 200
-    config.lm.sample_temperature = 0.8
-    config.lm.max_prime_tokens = 2000
-
-    config.caption = ml_collections.ConfigDict()
-    config.caption.train_captions = ""
-    config.caption.valid_captions = ""
-    config.caption.test_captions = ""
-    config.caption.images_dir = ""
-    config.caption.check_images = True
-    config.caption.image_size = 64
-    config.caption.encoder = "cnn"
-    config.caption.cnn_filters = (32, 64, 128)
-    config.caption.cnn_convs_per_block = 1
-    config.caption.position_channels = True
-    config.caption.features_dir = ""
-    config.caption.feature_shape = (0,)
-    config.caption.backbone = "MobileNetV2"
-    config.caption.backbone_weights = ""
-    config.caption.backbone_trainable = False
-    config.caption.attend = True
-    config.caption.context_gate = True
-    config.caption.attention_penalty = 0.0
-    config.caption.words = ""
-    config.caption.min_word_count = 1
-    config.caption.max_length = 24
-    config.caption.eval_beam_width = 1
-    config.caption.eval_images = 0
-    config.caption.overlays = 2
-
+    config.data = _data_group()
+    config.model = _model_group()
+    config.train = _train_group()
+    config.decode = _decode_group()
+    config.lm = _lm_group()
+    config.caption = _caption_group()
     config.lock()
     return config
+
+
+def _data_group() -> ml_collections.ConfigDict:
+    """The data group: files, lengths, batching and the target-side vocabulary."""
+    return ml_collections.ConfigDict(
+        dict(
+            train_src="",
+            train_tgt="",
+            dev_src="",
+            dev_tgt="",
+            spm_model="",
+            target_lang="en",
+            max_src_len=100,
+            max_tgt_len=100,
+            batch_size=64,
+            batch_tokens=0,
+            bucket_boundaries=(8, 12, 16, 20, 25, 30, 40, 50, 70),
+            shuffle_buffer=20000,
+            seed=1234,
+            target_vocab=(),
+        )
+    )
+
+
+def _model_group() -> ml_collections.ConfigDict:
+    """The model group (read only by `models.build_model` and the tasks' builders)."""
+    return ml_collections.ConfigDict(
+        dict(
+            embedding_dim=256,
+            encoder_layers=2,
+            encoder_units=256,
+            encoder_uni_layers=0,
+            encoder_merge="concat",
+            encoder_kernel="auto",
+            decoder_layers=2,
+            decoder_units=512,
+            attention_units=512,
+            attention="luong_general",
+            attention_scaled=True,
+            encoder_cell="lstm",
+            decoder_cell="lstm",
+            attention_placement="luong",
+            input_feeding=True,
+            encoder_residual=False,
+            decoder_residual=False,
+            tie_embeddings=False,
+            share_embeddings=False,
+            bridge="copy",
+            dropout=0.3,
+            recurrent_dropout=0.0,
+            target_vocab_only=False,
+        )
+    )
+
+
+def _train_group() -> ml_collections.ConfigDict:
+    """The train group: optimizer, schedule, precision, checkpoints, evaluation."""
+    return ml_collections.ConfigDict(
+        dict(
+            num_steps=10000,
+            learning_rate=1e-3,
+            lr_schedule="constant",
+            warmup_steps=200,
+            plateau_patience=2,
+            plateau_factor=0.5,
+            eval_every=1000,
+            early_stopping_patience=0,
+            early_stopping_min_delta=0.0,
+            max_time_s=0.0,
+            time_decay_fraction=0.0,
+            clip_norm=5.0,
+            precision="float32",
+            max_bad_steps=20,
+            strategy="default",
+            tpu="",
+            label_smoothing=0.1,
+            log_every=100,
+            checkpoint_every=1000,
+            keep_checkpoints=3,
+        )
+    )
+
+
+def _decode_group() -> ml_collections.ConfigDict:
+    """The decode group: output length limits of search."""
+    return ml_collections.ConfigDict(
+        dict(
+            max_length_ratio=2.0,
+            max_length_offset=10,
+            max_length=200,
+        )
+    )
+
+
+def _lm_group() -> ml_collections.ConfigDict:
+    """The lm group: the language model's text, split and samples."""
+    return ml_collections.ConfigDict(
+        dict(
+            train_text="",
+            valid_text="",
+            test_text="",
+            valid_fraction=0.0,
+            test_fraction=0.0,
+            window=128,
+            characters="",
+            sample_prime="",
+            sample_length=200,
+            sample_temperature=0.8,
+            max_prime_tokens=2000,
+        )
+    )
+
+
+def _caption_group() -> ml_collections.ConfigDict:
+    """The caption group: caption files, image encoder and the attention penalty."""
+    return ml_collections.ConfigDict(
+        dict(
+            train_captions="",
+            valid_captions="",
+            test_captions="",
+            images_dir="",
+            check_images=True,
+            image_size=64,
+            encoder="cnn",
+            cnn_filters=(32, 64, 128),
+            cnn_convs_per_block=1,
+            position_channels=True,
+            features_dir="",
+            feature_shape=(0,),
+            backbone="MobileNetV2",
+            backbone_weights="",
+            backbone_trainable=False,
+            attend=True,
+            context_gate=True,
+            attention_penalty=0.0,
+            words="",
+            min_word_count=1,
+            max_length=24,
+            eval_beam_width=1,
+            eval_images=0,
+            overlays=2,
+        )
+    )
 
 
 def toy_config() -> ml_collections.ConfigDict:
