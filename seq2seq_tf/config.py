@@ -411,11 +411,7 @@ def _validate_model(m: ml_collections.ConfigDict) -> None:
         "attention_units",
     ):
         _require(int(m[name]) > 0, f"model.{name}", "must be positive")
-    _require(
-        m.attention in ATTENTION_TYPES,
-        "model.attention",
-        f"must be one of {ATTENTION_TYPES}, got {m.attention!r}",
-    )
+    _validate_attention_decoder(m)
     if m.attention == "luong_dot":
         _require(
             (2 if m.encoder_merge == "concat" else 1) * m.encoder_units == m.decoder_units,
@@ -453,6 +449,22 @@ def _validate_model(m: ml_collections.ConfigDict) -> None:
             "decoder_units, and cells with the same states (LSTM-like or GRU-like); "
             "use 'dense' or 'zeros'",
         )
+    if m.tie_embeddings:
+        _require(
+            m.attention_units == m.embedding_dim,
+            "model.tie_embeddings",
+            "needs attention_units == embedding_dim",
+        )
+    _require(0.0 <= m.recurrent_dropout < 1.0, "model.recurrent_dropout", "must be in [0, 1)")
+
+
+def _validate_attention_decoder(m: ml_collections.ConfigDict) -> None:
+    """The attention decoder's fields, which translation and captioning share."""
+    _require(
+        m.attention in ATTENTION_TYPES,
+        "model.attention",
+        f"must be one of {ATTENTION_TYPES}, got {m.attention!r}",
+    )
     _require(
         m.attention_placement in PLACEMENTS,
         "model.attention_placement",
@@ -463,14 +475,7 @@ def _validate_model(m: ml_collections.ConfigDict) -> None:
         "model.input_feeding",
         f"{m.attention_placement} placement does not use input feeding; set it to False",
     )
-    if m.tie_embeddings:
-        _require(
-            m.attention_units == m.embedding_dim,
-            "model.tie_embeddings",
-            "needs attention_units == embedding_dim",
-        )
     _require(0.0 <= m.dropout < 1.0, "model.dropout", "must be in [0, 1)")
-    _require(0.0 <= m.recurrent_dropout < 1.0, "model.recurrent_dropout", "must be in [0, 1)")
 
 
 def _validate_train(t: ml_collections.ConfigDict, has_dev: bool) -> None:
@@ -600,20 +605,5 @@ def _validate_captioning(config: ml_collections.ConfigDict, need_data: bool) -> 
     for name in ("embedding_dim", "decoder_layers", "decoder_units", "attention_units"):
         _require(int(m[name]) > 0, f"model.{name}", "must be positive")
     _require(m.decoder_cell in CELL_TYPES, "model.decoder_cell", f"must be one of {CELL_TYPES}")
-    _require(
-        m.attention in ATTENTION_TYPES,
-        "model.attention",
-        f"must be one of {ATTENTION_TYPES}, got {m.attention!r}",
-    )
+    _validate_attention_decoder(m)
     _require(m.bridge in ("zeros", "mean"), "model.bridge", "a captioner's bridge is mean or zeros")
-    _require(
-        m.attention_placement in PLACEMENTS,
-        "model.attention_placement",
-        f"must be one of {PLACEMENTS}, got {m.attention_placement!r}",
-    )
-    _require(
-        m.attention_placement != "bahdanau" or not m.input_feeding,
-        "model.input_feeding",
-        "bahdanau placement does not use input feeding; set it to False",
-    )
-    _require(0.0 <= m.dropout < 1.0, "model.dropout", "must be in [0, 1)")
