@@ -6,7 +6,7 @@ reads ../shared/data/tinyshakespeare/input.txt.gz (1,115,394 characters; overrid
 --config.lm.train_text for your own text) as one stream, holds out its last 10%
 contiguously (5% valid, 5% test), and trains a 2-layer LSTM of 512 units on 64
 contiguous rows in windows of 128 characters, the state carried from window to
-window (truncated BPTT). Adam at 2e-3 with gradient clipping at 5, dropout 0.2,
+window (truncated BPTT). Adam at 2e-3 with gradient clipping at 5, dropout 0.35,
 no label smoothing (the loss is the honest nats per character). Training stops
 after max_time_s (an hour) with the learning rate annealed to zero over the last
 40% of it; evaluations every 500 steps report valid bits per character with the
@@ -48,7 +48,7 @@ def get_config():
     m.decoder_layers = 2
     m.decoder_units = 512
     m.decoder_cell = "lstm"
-    m.dropout = 0.2
+    m.dropout = 0.35
     m.recurrent_dropout = 0.0
     m.tie_embeddings = False
 
