@@ -69,6 +69,29 @@ def _merge_finished(finished: dict, ended_now: dict, beam_size) -> dict:
     return {k: tf.gather(v, keep, batch_dims=1) for k, v in merged.items()}
 
 
+def _searching(alive_log_probs, finished_scores, bound_divisor):
+    """`[batch]` bool: the sentences whose search is not over, those with a live hypothesis
+    that can still beat the worst of their finished ones (log probabilities only fall, the
+    length penalty is at most `bound_divisor`, and the coverage penalty is at most 0)."""
+    live = tf.reduce_any(alive_log_probs > _NEG_INF / 2, axis=1)
+    bound = tf.reduce_max(alive_log_probs, axis=1) / bound_divisor
+    return live & (bound > tf.reduce_min(finished_scores, axis=1))
+
+
+def _write_back(results: dict, rows, finished: dict) -> dict:
+    """Writes finished entries `[n, beam, ...]` into the full-batch results at `rows [n]`."""
+    rows = rows[:, None]
+    return {k: tf.tensor_scatter_nd_update(v, rows, finished[k]) for k, v in results.items()}
+
+
+def _loop_invariants(loop_vars):
+    """While-loop shape invariants: the sentence (or row) dimension may change, the rest not."""
+    return tf.nest.map_structure(
+        lambda v: v.shape if v.shape.rank == 0 else tf.TensorShape([None]).concatenate(v.shape[1:]),
+        loop_vars,
+    )
+
+
 def beam_search(
     step_fn: StepFn,
     initial_state,
@@ -93,10 +116,23 @@ def beam_search(
     `beam_size` best by log-probability. A candidate that ends in the end id (or
     reaches its sequence's max length) moves to the finished set, ranked by
     log_prob / length_penalty + coverage_penalty, and never grows again; its
-    live slot is dropped. The loop stops when no live hypothesis is left or no
-    live one can still beat the worst of the `beam_size` finished ones (log
-    probabilities only fall, and the coverage penalty is at most 0). With
+    live slot is dropped. A sentence's search is over when it has no live
+    hypothesis left or no live one can still beat the worst of its `beam_size`
+    finished ones (log probabilities only fall, and the coverage penalty is at
+    most 0): nothing it could still produce would enter its results. With
     beam_size 1 this is greedy search exactly.
+
+    With dynamic shapes (`max_steps` None) a sentence whose search is over
+    leaves the working batch: its finished hypotheses are written to the
+    results, and its rows are dropped from the live hypotheses, the state (the
+    beam-invariant entries too), the coverage and the prompt, so later steps run
+    `step_fn` on fewer rows (a batch costs what its sentences still searching
+    cost, not `batch * beam` rows until its longest is done). The loop ends when
+    no sentence is left or the longest budget is reached. With `max_steps` every
+    shape must stay static (for XLA), so there the whole batch steps until every
+    sentence's search is over. The hypotheses are the same either way, their
+    scores to the last bit that CPU kernels already round by a row's position in
+    the batch; dynamic ids keep only the steps that ran.
 
     Args:
         beam_size: hypotheses kept per sequence (a Python int or scalar tensor).
@@ -105,11 +141,11 @@ def beam_search(
         n_best: hypotheses returned per sequence, best first (<= beam_size).
         max_steps: static bound on prompt + max_lengths (see `sampling.decode`);
             with it and a Python-int beam_size every shape is static and XLA can
-            compile the search.
+            compile the search (finished sentences then stay in the batch).
         beam_invariant: top-level state entries that are the same for every beam of
             a sequence and never change (the model says which: encoder memory, its
             attention keys and mask): tiled once, never reordered, which saves the
-            largest gathers.
+            largest gathers (they still leave with their sentence).
         start_id, end_id, pad_id: see `sampling.decode`.
         alignment_fn: `state -> [batch * beam, src_len]` attention weights.
         source_mask: `[batch, src_len]` bool, the real source positions (coverage).
@@ -131,27 +167,31 @@ def beam_search(
     if use_coverage and (alignment_fn is None or source_mask is None):
         raise ValueError("the coverage penalty needs alignment_fn and source_mask")
     state = tf.nest.map_structure(lambda s: _tile(s, beam_size), initial_state)
-    beam_ends = tf.reshape(_tile(ends, beam_size), [batch, beam_size])
-    beam_prompted = tf.reshape(_tile(prompted, beam_size), [batch, beam_size])
+    # Per-sentence constants the step reads (what leaves the working batch with a sentence).
+    given = {
+        "ends": tf.reshape(_tile(ends, beam_size), [batch, beam_size]),
+        "offsets": tf.reshape(_tile(prompted, beam_size), [batch, beam_size]),
+        "prompted": prompted,
+    }
+    if prompt is not None:
+        given["prompt"] = tf.convert_to_tensor(prompt)
     # Upper bound on what a live hypothesis can still score (largest length penalty ahead).
     bound_divisor = length_penalty(max_lengths, length_penalty_alpha)
     src_len = tf.shape(source_mask)[1] if use_coverage else 1
     tiled_mask = _tile(source_mask, beam_size) if use_coverage else None
     first = tf.one_hot(0, beam_size, on_value=0.0, off_value=_NEG_INF)
 
-    def cond(t, last, alive_ids, alive_log_probs, state, coverage, fin):
-        any_alive = tf.reduce_any(alive_log_probs > _NEG_INF / 2)
-        bound = tf.reduce_max(alive_log_probs, axis=1) / bound_divisor
-        can_improve = tf.reduce_any(bound > tf.reduce_min(fin["scores"], axis=1))
-        return (t < limit) & any_alive & can_improve
-
-    def body(t, last, alive_ids, alive_log_probs, state, coverage, fin):
+    def advance(t, last, alive_ids, alive_log_probs, state, coverage, fin, given, mask, batch):
+        """One step for `batch` sentences; `given` holds their constants, `mask` their
+        tiled source mask (coverage)."""
         logits, state = step_fn(tf.reshape(last, [-1]), state)
         log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))  # batch*beam x vocab
         vocab = tf.shape(log_probs)[-1]
         forced = None  # without a prompt no step is forced (no ops spent on it)
         if prompt is not None:
-            forced, log_probs = _force_prompt(log_probs, prompt, t, prompted, pad_id, beam_size)
+            forced, log_probs = _force_prompt(
+                log_probs, given["prompt"], t, given["prompted"], pad_id, beam_size
+            )
         candidates = alive_log_probs[:, :, None] + tf.reshape(log_probs, [batch, beam_size, -1])
         top_log_probs, top_index = tf.math.top_k(tf.reshape(candidates, [batch, -1]), beam_size)
         beam_index = top_index // vocab  # batch x beam: which live hypothesis it extends
@@ -168,11 +208,11 @@ def beam_search(
         if forced is not None:
             valid &= ~forced
         ended_eos = valid & (token == end_id)
-        ended = ended_eos | (valid & (t + 1 >= beam_ends))
-        produced = t + 1 if prompt is None else t + 1 - beam_prompted
+        ended = ended_eos | (valid & (t + 1 >= given["ends"]))
+        produced = t + 1 if prompt is None else t + 1 - given["offsets"]
         scores = top_log_probs / length_penalty(produced, length_penalty_alpha)
         if use_coverage:
-            penalty = coverage_penalty(coverage, tiled_mask, coverage_penalty_beta)
+            penalty = coverage_penalty(coverage, mask, coverage_penalty_beta)
             scores += tf.reshape(penalty, [batch, beam_size])
         ended_now = {
             "ids": top_ids,
@@ -194,25 +234,86 @@ def beam_search(
         "log_probs": tf.fill([batch, beam_size], _NEG_INF),
         "lengths": tf.zeros([batch, beam_size], tf.int32),
     }
-    start = (
-        tf.constant(0),
-        tf.fill([batch, beam_size], start_id),
-        tf.fill([batch, beam_size, steps], pad_id),
-        tf.tile(first[None], [batch, 1]),  # one live hypothesis per sequence to start
-        state,
-        tf.zeros([batch * beam_size, src_len]),
-        finished,
-    )
-    # The batch dimension may lose its static size inside the loop; the rest stays.
-    invariants = tf.nest.map_structure(
-        lambda v: v.shape if v.shape.rank == 0 else tf.TensorShape([None]).concatenate(v.shape[1:]),
-        start,
-    )
-    t, *_, fin = tf.while_loop(
-        cond, body, start, shape_invariants=invariants, maximum_iterations=steps
-    )
-    if max_steps is None:  # dynamic shapes: keep only the steps that ran
-        fin = {**fin, "ids": fin["ids"][:, :, :t]}
+    last = tf.fill([batch, beam_size], start_id)
+    alive_ids = tf.fill([batch, beam_size, steps], pad_id)
+    alive_log_probs = tf.tile(first[None], [batch, 1])  # one live hypothesis per sequence
+    coverage = tf.zeros([batch * beam_size, src_len])
+
+    if max_steps is not None:  # static shapes: the whole batch steps to the end
+
+        def cond(t, last, alive_ids, alive_log_probs, state, coverage, fin):
+            any_alive = tf.reduce_any(alive_log_probs > _NEG_INF / 2)
+            bound = tf.reduce_max(alive_log_probs, axis=1) / bound_divisor
+            can_improve = tf.reduce_any(bound > tf.reduce_min(fin["scores"], axis=1))
+            return (t < limit) & any_alive & can_improve
+
+        def body(t, last, alive_ids, alive_log_probs, state, coverage, fin):
+            return advance(
+                t, last, alive_ids, alive_log_probs, state, coverage, fin, given, tiled_mask, batch
+            )
+
+        start = (tf.constant(0), last, alive_ids, alive_log_probs, state, coverage, finished)
+        # The batch dimension may lose its static size inside the loop; the rest stays.
+        t, *_, fin = tf.while_loop(
+            cond, body, start, shape_invariants=_loop_invariants(start), maximum_iterations=steps
+        )
+    else:  # dynamic shapes: sentences whose search is over leave the working batch
+        # The working set: per sentence `[active, ...]` (its row in the results too), per
+        # row `[active * beam, ...]`; the results are full-size, written as sentences leave.
+        sentences = {
+            "index": tf.range(batch),
+            "last": last,
+            "ids": alive_ids,
+            "log_probs": alive_log_probs,
+            "fin": finished,
+            "given": given,
+            "divisor": bound_divisor,
+        }
+        rows = {"state": state, "coverage": coverage}
+        if use_coverage:
+            rows["mask"] = tiled_mask
+
+        def cond(t, sentences, rows, results):
+            return (t < limit) & (tf.size(sentences["index"]) > 0)
+
+        def body(t, sentences, rows, results):
+            t, last, alive_ids, alive_log_probs, state, coverage, fin = advance(
+                t, sentences["last"], sentences["ids"], sentences["log_probs"], rows["state"],
+                rows["coverage"], sentences["fin"], sentences["given"], rows.get("mask"),
+                tf.shape(sentences["index"])[0],
+            )  # fmt: skip
+            sentences = {
+                **sentences, "last": last, "ids": alive_ids, "log_probs": alive_log_probs,
+                "fin": fin,
+            }  # fmt: skip
+            rows = {**rows, "state": state, "coverage": coverage}
+            searching = _searching(alive_log_probs, fin["scores"], sentences["divisor"])
+
+            def leave():
+                done = ~searching
+                leaving = tf.nest.map_structure(lambda v: tf.boolean_mask(v, done), fin)
+                written = _write_back(results, tf.boolean_mask(sentences["index"], done), leaving)
+                kept_rows = _tile(searching, beam_size)  # the beams of the kept sentences
+                return (
+                    tf.nest.map_structure(lambda v: tf.boolean_mask(v, searching), sentences),
+                    tf.nest.map_structure(lambda v: tf.boolean_mask(v, kept_rows), rows),
+                    written,
+                )
+
+            # Compacting copies the state: only when a sentence has just finished.
+            sentences, rows, results = tf.cond(
+                tf.reduce_all(searching), lambda: (sentences, rows, results), leave
+            )
+            return t, sentences, rows, results
+
+        start = (tf.constant(0), sentences, rows, finished)
+        t, sentences, _, fin = tf.while_loop(
+            cond, body, start, shape_invariants=_loop_invariants(start), maximum_iterations=steps
+        )
+        # Any sentence still searching when the steps ran out (a safeguard: a budget's last
+        # step ends every candidate, so a searching sentence has none finished to write).
+        fin = _write_back(fin, sentences["index"], sentences["fin"])
+        fin = {**fin, "ids": fin["ids"][:, :, :t]}  # keep only the steps that ran
     n_best = _static_or_tensor(n_best)
     n_best = (
         min(n_best, beam_size)

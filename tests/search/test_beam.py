@@ -302,3 +302,176 @@ def test_beam_invariant_state_is_not_reordered_and_results_are_unchanged():
     )  # fmt: skip
     np.testing.assert_array_equal(plain.ids, fast.ids)
     np.testing.assert_allclose(plain.scores, fast.scores, rtol=1e-6)
+
+
+# --- Finished sentences leave the working batch (dynamic shapes). -------------------------
+
+
+def _finishing_step(table, watch=None):
+    """`table_step` where each sentence's end is unlikely before its own step `end_at` and
+    likely from it on (a per-row state value), plus a per-sentence bias over the vocabulary
+    (`memory`, never changed: beam-invariant). `watch`, a list, gets the rows of every call."""
+    step = table_step(table)
+
+    def step_fn(ids, state):
+        if watch is not None:
+            watch.append(int(tf.shape(ids)[0]))
+        logits, _ = step(ids, state)
+        late = tf.where(state["t"] >= state["end_at"], 8.0, -8.0)
+        logits += late[:, None] * tf.one_hot(EOS_ID, VOCAB) + state["memory"]
+        return logits, {**state, "t": state["t"] + 1}
+
+    return step_fn
+
+
+END_AT = [0, 9, 3, 6, 1]  # sentence 0 ends at once, sentence 1 runs to its budget
+LATE_BUDGET = [10, 10, 4, 8, 10]
+
+
+def _finishing_state(rows):
+    memory = np.random.default_rng(11).normal(size=(len(END_AT), VOCAB)).astype("float32")
+    return {
+        "t": tf.zeros([len(rows)], tf.int32),
+        "end_at": tf.constant([END_AT[r] for r in rows], tf.int32),
+        "memory": tf.constant(memory[rows]),
+    }
+
+
+def _assert_same_hypotheses(got, expected):
+    """The same hypotheses: ids, lengths and n-best order exactly; scores and log-probs to
+    float rounding (CPU kernels round a row's values by where it sits in the batch, so a
+    row's last bit already depends on the batch it is searched in); the ids of the search
+    that ran more steps only have padding in the steps the other did not run."""
+    width = min(got.ids.shape[-1], expected.ids.shape[-1])
+    for hyps in (got, expected):
+        np.testing.assert_array_equal(hyps.ids[..., width:], PAD_ID)
+    np.testing.assert_array_equal(got.ids[..., :width], expected.ids[..., :width])
+    np.testing.assert_array_equal(got.lengths, expected.lengths)
+    np.testing.assert_allclose(got.scores, expected.scores, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(got.log_probs, expected.log_probs, rtol=1e-6, atol=1e-6)
+
+
+def _stack(hyps):
+    """Single-sentence Hypotheses as one batch (ids padded to the longest)."""
+    width = max(h.ids.shape[-1] for h in hyps)
+    ids = [np.pad(h.ids.numpy(), [(0, 0), (0, 0), (0, width - h.ids.shape[-1])]) for h in hyps]
+    fields = {f: np.concatenate([getattr(h, f) for h in hyps]) for f in _FIELDS}
+    return search.Hypotheses(**fields, ids=np.concatenate(ids))
+
+
+_FIELDS = ("lengths", "scores", "log_probs")
+STATIC_STEPS = 14  # bounds every prompt + budget below
+
+
+def _alone_batched_and_static(run, batch):
+    """`run(rows, max_steps)` for each sentence alone, for the batch, and for the batch with
+    static shapes (no sentence leaves): all must agree."""
+    batched = run(list(range(batch)), None)
+    _assert_same_hypotheses(batched, _stack([run([b], None) for b in range(batch)]))
+    static = run(list(range(batch)), STATIC_STEPS)
+    assert static.ids.shape[-1] == STATIC_STEPS > batched.ids.shape[-1]
+    _assert_same_hypotheses(batched, static)
+    return batched
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.8])
+def test_sentences_finishing_at_different_steps_match_alone_and_static(alpha):
+    step_fn = _finishing_step(random_table(VOCAB, 6))
+
+    def run(rows, max_steps):
+        budget = [LATE_BUDGET[r] for r in rows]
+        return search.beam_search(
+            step_fn, _finishing_state(rows), budget, 3, alpha, n_best=3, max_steps=max_steps,
+            **IDS,
+        )  # fmt: skip
+
+    batched = _alone_batched_and_static(run, len(END_AT))
+    ends = batched.lengths[:, 0].numpy()
+    assert ends.min() <= 1 and ends.max() >= 9  # they really finish at very different steps
+
+
+def test_leaving_sentences_take_their_beam_invariant_state_and_prompt_along():
+    step_fn = _finishing_step(random_table(VOCAB, 7))
+    prompt = np.array([[5, 6, 0], [4, 0, 0], [0, 0, 0], [7, 7, 7], [6, 0, 0]], np.int32)
+
+    def run(rows, max_steps, invariant=("end_at", "memory")):
+        budget = [LATE_BUDGET[r] for r in rows]
+        return search.beam_search(
+            step_fn, _finishing_state(rows), budget, 4, 0.6, n_best=2, max_steps=max_steps,
+            beam_invariant=invariant, prompt=tf.constant(prompt[rows]), **IDS,
+        )  # fmt: skip
+
+    batched = _alone_batched_and_static(run, len(END_AT))
+    every = list(range(len(END_AT)))
+    _assert_same_hypotheses(batched, run(every, None, invariant=()))
+    traced = tf.function(lambda: run(every, None))()  # the graph an export traces
+    _assert_same_hypotheses(batched, traced)
+    for b, row in enumerate(prompt):
+        n = int(np.sum(row != PAD_ID))
+        np.testing.assert_array_equal(batched.ids[b, :, :n], np.broadcast_to(row[:n], (2, n)))
+
+
+def test_leaving_sentences_take_their_coverage_and_source_mask_along():
+    base = _finishing_step(random_table(VOCAB, 8))
+    align = np.random.default_rng(3).uniform(0.0, 0.6, (VOCAB, 4)).astype("float32")
+    lengths = np.array([2, 4, 1, 3, 4])  # real source positions per sentence
+
+    def step_fn(ids, state):
+        logits, state = base(ids, state)
+        return logits, {**state, "attn": tf.gather(tf.constant(align), ids)}
+
+    def run(rows, max_steps):
+        state = {**_finishing_state(rows), "attn": tf.zeros([len(rows), 4])}
+        return search.beam_search(
+            step_fn, state, [LATE_BUDGET[r] for r in rows], 3, 0.6, 0.7, n_best=3,
+            max_steps=max_steps, beam_invariant=("end_at", "memory"),
+            alignment_fn=lambda s: s["attn"], source_mask=tf.sequence_mask(lengths[rows], 4),
+            **IDS,
+        )  # fmt: skip
+
+    _alone_batched_and_static(run, len(END_AT))
+
+
+def test_the_step_runs_on_fewer_rows_once_sentences_finish():
+    table, beam = random_table(VOCAB, 6), 3
+
+    def run(rows, watch, max_steps=None):
+        return search.beam_search(
+            _finishing_step(table, watch), _finishing_state(rows),
+            [LATE_BUDGET[r] for r in rows], beam, 0.6, max_steps=max_steps, **IDS,
+        )  # fmt: skip
+
+    every = list(range(len(END_AT)))
+    searching = []  # steps each sentence searches alone
+    for b in every:
+        calls = []
+        run([b], calls)
+        searching.append(len(calls))
+    rows = []
+    run(every, rows)
+    # Call j runs the beams of the sentences still searching at step j, and only those.
+    assert rows == [beam * sum(s > j for s in searching) for j in range(max(searching))]
+    assert sum(rows) < len(every) * beam * len(rows)
+    static = []
+    run(every, static, max_steps=STATIC_STEPS)
+    assert static == [len(every) * beam] * len(rows)  # static shapes: the whole batch
+    seen = tf.Variable(0)  # the same in a traced graph (what an export runs)
+
+    def counting(ids, state):
+        seen.assign_add(tf.shape(ids)[0])
+        return _finishing_step(table)(ids, state)
+
+    tf.function(
+        lambda: search.beam_search(counting, _finishing_state(every), LATE_BUDGET, beam, 0.6, **IDS)
+    )()
+    assert int(seen.numpy()) == sum(rows)
+
+
+def test_an_attention_model_searches_the_same_with_and_without_leaving():
+    model = _random_model(seed=6)
+    state = model.initial_state(SOURCES)
+    kwargs = dict(beam_invariant=model.beam_invariant, **_coverage(model, SOURCES), **IDS)
+    budget = [2, 7, 4]  # the sentences finish at different steps
+    leaving = search.beam_search(model.step, state, budget, 3, 0.6, 0.3, 3, **kwargs)
+    static = search.beam_search(model.step, state, budget, 3, 0.6, 0.3, 3, 7, **kwargs)
+    _assert_same_hypotheses(leaving, static)
