@@ -17,6 +17,15 @@ own `--log_prediction_time` total, which leaves out model loading, as ours does;
 its input is pre-tokenized pieces while ours is raw text tokenized in the graph.
 Both sides' mean output length (words) and sacreBLEU are printed, so a ratio
 between a degenerate and a real model shows as such.
+
+With `--compare=name=DIR,name=DIR:shortlist,...`, exports of one model with
+different search speed-ups (`export --target_vocab --shortlist_k --input_table`)
+are timed back to back instead, in alternating rounds at `--compare_batch`, each
+against the first: sent/s and the ratio (median of the rounds), sacreBLEU against
+`--reference`, and how many translations are identical to the first's. A `:shortlist`
+or `:full` suffix calls `translate_options` with the shortlist on or off; for an
+export with a shortlist the mean union size per batch and the share of the
+reference pieces inside their batch's union are printed too.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_text  # noqa: E402, F401
 from absl import app, flags  # noqa: E402
 
+from seq2seq_tf.data.shortlist import LexicalShortlist, shortlist_coverage  # noqa: E402
 from seq2seq_tf.data.text import read_lines as read_text  # noqa: E402
 from seq2seq_tf.serving.client import resolve_saved_model  # noqa: E402
 
@@ -56,14 +66,28 @@ _REFERENCE = flags.DEFINE_string(
     "reference", "", "Reference translations of --input, for the --vs_opennmt BLEU."
 )
 
+_COMPARE = flags.DEFINE_list(
+    "compare", [], "name=SavedModel[:shortlist|:full],...: speed-ups timed back to back."
+)
+_COMPARE_BATCH = flags.DEFINE_integer("compare_batch", 32, "Batch size of --compare.")
+_COMPARE_BEAMS = flags.DEFINE_list("compare_beams", ["1", "5"], "Beam widths of --compare.")
+_ROUNDS = flags.DEFINE_integer("rounds", 3, "Alternating rounds of --compare.")
+
 PEER_HARNESS = Path(__file__).resolve().parents[2] / "shared/bench/opennmt_tf"
 
 
-def translate(fn, lines: list[str], batch_size: int, beam: int) -> tuple[list[str], float]:
-    """(translations in input order, seconds) for one setting, batched by length."""
+def length_batches(lines: list[str], batch_size: int) -> list[list[int]]:
+    """Line indices in batches of similar length (how every setting is fed)."""
     order = sorted(range(len(lines)), key=lambda i: len(lines[i]))
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    args = {"n": tf.constant(1), "beam_width": tf.constant(beam)}
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def translate(
+    fn, lines: list[str], batch_size: int, beam: int, extra: dict | None = None
+) -> tuple[list[str], float]:
+    """(translations in input order, seconds) for one setting, batched by length."""
+    batches = length_batches(lines, batch_size)
+    args = {"n": tf.constant(1), "beam_width": tf.constant(beam), **(extra or {})}
     fn(inputs=tf.constant([lines[i] for i in batches[0]]), **args)  # trace outside the timing
     hypotheses = [""] * len(lines)
     start = time.perf_counter()
@@ -127,8 +151,77 @@ def _versus_opennmt(fn, lines: list[str]) -> None:
         print(f"beam {beam} ratio vs OpenNMT-tf (sent/s): {np.mean(ours) / np.mean(peer):.2f}")
 
 
+def _compared_models() -> list[tuple[str, object, dict, object]]:
+    """(name, signature, extra arguments, loaded module) per --compare entry."""
+    models = []
+    for entry in _COMPARE.value:
+        name, _, where = entry.partition("=")
+        where, _, switch = where.partition(":")
+        if not name or not where or switch not in ("", "shortlist", "full"):
+            raise app.UsageError(f"--compare entry {entry!r}: name=DIR[:shortlist|:full]")
+        loaded = tf.saved_model.load(resolve_saved_model(where))
+        if switch:
+            fn, extra = (
+                loaded.signatures["translate_options"],
+                {"shortlist": tf.constant(switch == "shortlist")},
+            )
+        else:
+            fn, extra = loaded.signatures["translate_nbest"], {}
+        models.append((name, fn, extra, loaded))
+    return models
+
+
+def _union_report(loaded, lines: list[str], references: list[str], batch_size: int) -> str:
+    """Mean shortlist union per batch and the reference pieces it covers ("" without one)."""
+    columns = getattr(loaded, "columns", None)
+    if columns is None or getattr(columns, "shortlist_candidates", None) is None:
+        return ""
+    table = LexicalShortlist(
+        columns.shortlist_candidates.numpy(), columns.shortlist_frequent.numpy()
+    )
+    pieces = spm.SentencePieceProcessor(model_file=loaded.spm_model.asset_path.numpy().decode())
+    order = [i for batch in length_batches(lines, batch_size) for i in batch]
+    sources = [pieces.encode(lines[i]) for i in order]
+    refs = [pieces.encode(references[i]) for i in order] if references else sources
+    size, covered = shortlist_coverage(table, sources, refs, batch_size)
+    share = f", {covered:.1%} of the reference pieces inside it" if references else ""
+    return f"; shortlist union {size:.0f} pieces per batch{share}"
+
+
+def _compare(lines: list[str]) -> None:
+    """Exports of one model with different speed-ups, alternating, each vs the first."""
+    models = _compared_models()
+    refs = read_text(_REFERENCE.value)[: len(lines)] if _REFERENCE.value else []
+    batch = _COMPARE_BATCH.value
+    print(f"\n{len(models)} exports, batch {batch}, median of {_ROUNDS.value} alternating rounds")
+    for beam in (int(b) for b in _COMPARE_BEAMS.value):
+        speeds = {name: [] for name, *_ in models}
+        outputs = {}
+        for _ in range(_ROUNDS.value):
+            for name, fn, extra, _ in models:
+                outputs[name], seconds = translate(fn, lines, batch, beam, extra)
+                speeds[name].append(len(lines) / seconds)
+        first = models[0][0]
+        base = float(np.median(speeds[first]))
+        print(f"beam {beam}:")
+        for name, _, _, loaded in models:
+            speed = float(np.median(speeds[name]))
+            same = sum(a == b for a, b in zip(outputs[name], outputs[first]))
+            bleu = f"  sacreBLEU {sacrebleu.corpus_bleu(outputs[name], [refs]).score:.2f}"
+            print(
+                f"  {name:>16}: {speed:7.1f} sent/s  x{speed / base:.2f}  "
+                f"{same}/{len(lines)} identical to {first}" + (bleu if refs else "")
+                + _union_report(loaded, lines, refs, batch)
+            )  # fmt: skip
+
+
 def main(argv):
     del argv
+    if _COMPARE.value:
+        lines = read_text(_INPUT.value)[: _LIMIT.value]
+        print(f"{len(lines)} sentences from {_INPUT.value}")
+        _compare(lines)
+        return
     path = resolve_saved_model(_MODEL.value)
     fn = tf.saved_model.load(path).signatures["translate_nbest"]
     lines = read_text(_INPUT.value)[: _LIMIT.value]

@@ -15,6 +15,7 @@ cli.quiet_tensorflow()
 from absl import flags  # noqa: E402
 
 from seq2seq_tf.serving.export import export  # noqa: E402
+from seq2seq_tf.serving.search_columns import SearchSpeedups  # noqa: E402
 from seq2seq_tf.serving.translator import SearchDefaults  # noqa: E402
 
 
@@ -24,8 +25,15 @@ def main(argv):
         beam_width=f.beam_width,
         length_penalty=f.length_penalty,
         coverage_penalty=f.coverage_penalty,
+        use_shortlist=f.shortlist_default,
     )
-    path = export(f.workdir, f.export_dir, f.version, f.checkpoint, f.spm_model, defaults)
+    speedups = SearchSpeedups(
+        target_vocab=f.target_vocab,
+        shortlist_k=f.shortlist_k,
+        shortlist_frequent=f.shortlist_frequent,
+        input_table=f.input_table,
+    )
+    path = export(f.workdir, f.export_dir, f.version, f.checkpoint, f.spm_model, defaults, speedups)
     print(f"SavedModel: {path}")
 
 
@@ -36,13 +44,34 @@ def run():
     flags.DEFINE_integer(
         "version", None, "Version subdirectory (default: the step).", lower_bound=0
     )
-    flags.DEFINE_string("checkpoint", None, "Checkpoint (default: best dev BLEU, else latest).")
+    flags.DEFINE_string("checkpoint", None, "Checkpoint (default: the best, else latest).")
     flags.DEFINE_string("spm_model", None, "SentencePiece model (default: the workdir's).")
     flags.DEFINE_integer(
         "beam_width", 4, "Beam width of serving_default (1 = greedy).", lower_bound=1
     )
     flags.DEFINE_float("length_penalty", 0.6, "GNMT length penalty alpha (0 = off).")
     flags.DEFINE_float("coverage_penalty", 0.0, "GNMT coverage penalty beta (0 = off).")
+    flags.DEFINE_bool(
+        "target_vocab", False, "Beam search scores only pieces of the training targets."
+    )
+    flags.DEFINE_integer(
+        "shortlist_k",
+        0,
+        "Lexical shortlist: target candidates per source piece (IBM Model 1 on the "
+        "training corpus; 0 = none). Adds the translate_options signature.",
+        lower_bound=0,
+    )
+    flags.DEFINE_integer(
+        "shortlist_frequent", 100, "Most frequent target pieces in every shortlist.", lower_bound=0
+    )
+    flags.DEFINE_bool(
+        "shortlist_default", False, "serving_default and translate_nbest use the shortlist."
+    )
+    flags.DEFINE_bool(
+        "input_table",
+        False,
+        "Store embedding x first-layer kernel (vocab x 4 units floats): a gather per step.",
+    )
     flags.mark_flags_as_required(["workdir", "export_dir"])
     cli.run(main)
 

@@ -355,11 +355,42 @@ class RNNDecoder(keras.layers.Layer):
 
     def step(self, ids, state, training=False):
         """One token: ids `[batch]` -> logits `[batch, vocab]`, new state."""
-        embedded = self._embed(ids, training)
+        features, state = self.step_features(ids, state, training=training)
+        return self.full_logits(self.output_logits(features, training)), state
+
+    def step_features(self, ids, state, embedded=None, training=False):
+        """One token up to the output layer: ids `[batch]` -> features `[batch, output_dim]`,
+        new state. A search that scores its own columns applies the output weights itself.
+
+        Args:
+            embedded: `_embed(ids)` when the caller has it (rows of `input_table`): the
+                step then starts with one gather instead of the embedding's matmul.
+        """
+        if embedded is None:
+            embedded = self._embed(ids, training)
         kernels = self._loop_kernels(embedded.dtype, training=False).view()
         masks = [None] * self.num_layers
-        features, state = self._advance(embedded, state, training, masks, kernels)
-        return self.full_logits(self.output_logits(features, training)), state
+        return self._advance(embedded, state, training, masks, kernels)
+
+    def input_table(self):
+        """`_embed` of every id at inference, `[vocab, gates]`: the embedding times the first
+        layer's input kernel plus its bias, or None where that product does not leave the
+        loop (a cell whose input projection is not affine). A search that holds it does one
+        gather per step instead of a `[batch, embedding_dim] x [embedding_dim, gates]` matmul.
+        """
+        if not self._hoisted():
+            return None
+        return self._embed(ops.arange(self.vocab_size, dtype="int32"), training=False)
+
+    def output_weights(self):
+        """`(kernel [output_dim, output_size], bias [output_size])` of the output layer,
+        whose columns are `output_ids` (or the vocabulary)."""
+        if self.tie_embeddings:
+            matrix = self.embedding.embeddings
+            if self.output_ids is not None:
+                matrix = ops.take(matrix, self.output_ids, axis=0)
+            return ops.transpose(matrix), self.output_bias
+        return self.output_layer.kernel, self.output_layer.bias
 
     def forward(self, ids, state, training=None, with_alignments: bool = False):
         """Teacher forcing up to the output layer, from `state`.

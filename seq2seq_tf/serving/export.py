@@ -13,6 +13,7 @@ import tensorflow as tf
 from absl import logging
 
 from seq2seq_tf.errors import UserError
+from seq2seq_tf.serving.search_columns import SearchSpeedupError, SearchSpeedups
 from seq2seq_tf.serving.translator import SearchDefaults, Translator
 from seq2seq_tf.training.checkpoints import restore_model
 from seq2seq_tf.workdir import SPM_FILE, load_workdir_config
@@ -27,16 +28,27 @@ def serving_module(
     checkpoint: str | None = None,
     spm_model: str | None = None,
     defaults: SearchDefaults | None = None,
+    speedups: SearchSpeedups | None = None,
 ) -> tuple[Translator, str]:
     """The serving module of a workdir's checkpoint (default: best, else latest), and
     which checkpoint it holds."""
     from seq2seq_tf.tasks import make_task
 
+    defaults = defaults or SearchDefaults()
+    if defaults.use_shortlist and not (speedups and speedups.shortlist_k):
+        raise SearchSpeedupError("--shortlist_default needs a shortlist (--shortlist_k > 0)")
     config, vocab_size = load_workdir_config(workdir)
+    if speedups is not None and speedups.any and config.task != "translation":
+        raise SearchSpeedupError(
+            "--target_vocab, --shortlist_k and --input_table apply to translation exports, "
+            f"not to {config.task}"
+        )
     model, checkpoint = restore_model(workdir, checkpoint)
     task = make_task(config, vocab_size)
     spm_model = spm_model or os.path.join(workdir, SPM_FILE)
-    return task.serving_module(model, spm_model, defaults or SearchDefaults()), checkpoint
+    extra = {"speedups": speedups} if speedups is not None and speedups.any else {}
+    module = task.serving_module(model, spm_model, defaults, **extra)
+    return module, checkpoint
 
 
 def export(
@@ -46,11 +58,12 @@ def export(
     checkpoint: str | None = None,
     spm_model: str | None = None,
     defaults: SearchDefaults | None = None,
+    speedups: SearchSpeedups | None = None,
 ) -> str:
     """Exports a workdir's model; returns the versioned SavedModel path."""
     if version is not None and version < 0:
         raise ExportError(f"--version must be >= 0, got {version}")
-    module, checkpoint = serving_module(workdir, checkpoint, spm_model, defaults)
+    module, checkpoint = serving_module(workdir, checkpoint, spm_model, defaults, speedups)
     if version is None:
         version = int(checkpoint.rsplit("-", 1)[-1])
     path = os.path.join(export_dir, str(version))

@@ -20,6 +20,7 @@ from seq2seq_tf.data import vocab
 from seq2seq_tf.errors import UserError
 from seq2seq_tf.layers import fused_lstm
 from seq2seq_tf.serving.checks import check_utf8
+from seq2seq_tf.serving.search_columns import SearchColumns
 
 
 class SearchSettingsError(UserError, ValueError):
@@ -40,6 +41,7 @@ class SearchDefaults:
     beam_width: int = 4
     length_penalty: float = 0.6
     coverage_penalty: float = 0.0
+    use_shortlist: bool = False  # serving_default and translate_nbest (with a shortlist)
 
     def __post_init__(self):
         # Checked here, not in the graph: a NaN penalty exports a model that
@@ -62,10 +64,12 @@ SIGNATURES = {
     "score": "score",
     "align": "align",
 }
+SHORTLIST_SIGNATURES = {"translate_options": "translate_options"}  # with a shortlist only
 _IDS = {"start_id": vocab.BOS_ID, "end_id": vocab.EOS_ID, "pad_id": vocab.PAD_ID}
 _STRINGS = tf.TensorSpec([None], tf.string)
 _INT = tf.TensorSpec([], tf.int32)
 _FLOAT = tf.TensorSpec([], tf.float32)
+_BOOL = tf.TensorSpec([], tf.bool)
 
 
 def _at_least(value, bound, name: str):
@@ -110,6 +114,13 @@ class Translator(tf.Module):
             included (force decoding, for reranking and filtering).
         align(inputs) -> translations, source_pieces [batch, src_len],
             target_pieces [batch, steps], alignments [batch, steps, src_len] (greedy).
+        translate_options(inputs, n, beam_width, shortlist) -> as translate_nbest, with
+            the lexical shortlist on or off for this request (exported with one only).
+
+    With `columns` (`serving.search_columns`), the beam search of serving_default,
+    translate_nbest and translate_options scores only its columns (the target
+    vocabulary, the shortlist's union when on); sample, score and align always
+    use the model's whole output layer.
 
     Sources longer than `max_source_pieces` are cut to that many pieces, and
     targets to score to `decode.max_length` (the documented rule), so no input
@@ -134,8 +145,10 @@ class Translator(tf.Module):
         max_source_pieces: int,
         defaults: SearchDefaults = SearchDefaults(),
         portable: bool = False,
+        columns: SearchColumns | None = None,
     ):
         super().__init__(name="translator")
+        self.columns = columns
         self._portable = bool(portable)
         proto = vocab.read_model_proto(spm_model_path)
         pieces = vocab.vocab_size_of(spm_model_path)
@@ -202,11 +215,23 @@ class Translator(tf.Module):
         """Where the encoder is traced: our loop only in a portable (exported) module."""
         return fused_lstm.loop_only() if self._portable else contextlib.nullcontext()
 
-    def beam(self, inputs, beam_width, n_best) -> tuple[tf.Tensor, search.Hypotheses]:
-        """Source ids and the beam search with the export-time penalties (greedy at width 1)."""
+    def beam(
+        self, inputs, beam_width, n_best, use_shortlist=None
+    ) -> tuple[tf.Tensor, search.Hypotheses]:
+        """Source ids and the beam search with the export-time penalties (greedy at width 1).
+
+        Args:
+            use_shortlist: scalar bool, or None for the export-time default.
+        """
         source, budget, state = self._start(inputs)
-        return source, search.beam_search(
-            self.model.step,
+        step, ids, columns = self.model.step, _IDS, None
+        if self.columns is not None:
+            if use_shortlist is None:
+                use_shortlist = self._defaults.use_shortlist
+            columns = self.columns.columns(source, use_shortlist)
+            step, ids = self.columns.step_fn(columns), self.columns.search_ids(columns)
+        hyps = search.beam_search(
+            step,
             state,
             budget,
             beam_width,
@@ -216,8 +241,11 @@ class Translator(tf.Module):
             beam_invariant=self.model.beam_invariant,
             alignment_fn=self.model.alignment,
             source_mask=state["mask"],
-            **_IDS,
+            **ids,
         )
+        if columns is not None:
+            hyps = hyps._replace(ids=self.columns.to_ids(columns, hyps.ids))
+        return source, hyps
 
     @tf.function(input_signature=[_STRINGS])
     def translate(self, inputs):
@@ -236,10 +264,24 @@ class Translator(tf.Module):
             ]
         ):
             inputs, rows = _checked_batch(inputs, "inputs")
-        source, hyps = self.beam(inputs, tf.maximum(n, beam_width), n)
+        return self._nbest(inputs, rows, n, beam_width)
+
+    def _nbest(self, inputs, rows, n, beam_width, use_shortlist=None) -> dict:
+        source, hyps = self.beam(inputs, tf.maximum(n, beam_width), n, use_shortlist)
         texts = self.decode_ids(hyps.ids, hyps.lengths)
         texts, scores = self._blank_unknown(source, texts, hyps.scores)
         return {"translations": texts[:rows], "scores": scores[:rows]}
+
+    @tf.function(input_signature=[_STRINGS, _INT, _INT, _BOOL])
+    def translate_options(self, inputs, n, beam_width, shortlist):
+        with tf.control_dependencies(
+            [
+                _at_least(n, 1, "translate_options: n"),
+                _at_least(beam_width, 1, "translate_options: beam_width"),
+            ]
+        ):
+            inputs, rows = _checked_batch(inputs, "inputs")
+        return self._nbest(inputs, rows, n, beam_width, shortlist)
 
     @tf.function(input_signature=[_STRINGS, _FLOAT, _INT, _FLOAT, _INT])
     def sample(self, inputs, temperature, top_k, top_p, seed):
@@ -309,7 +351,10 @@ class Translator(tf.Module):
     def signature_functions(self) -> dict:
         """Signature name -> tf.function, callable in process with the signature's
         keyword arguments (what training's dev evaluation and `evaluate --workdir` use)."""
-        return {name: getattr(self, method) for name, method in SIGNATURES.items()}
+        names = dict(SIGNATURES)
+        if self.columns is not None and self.columns.has_shortlist:
+            names.update(SHORTLIST_SIGNATURES)
+        return {name: getattr(self, method) for name, method in names.items()}
 
     def export_signatures(self) -> dict:
         """The concrete functions exported as SavedModel signatures."""

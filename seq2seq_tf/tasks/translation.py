@@ -15,10 +15,11 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from seq2seq_tf.data import parallel, vocab
+from seq2seq_tf.data import parallel, shortlist, vocab
 from seq2seq_tf.evaluation import metrics, plots
 from seq2seq_tf.models import Seq2Seq, build_model
 from seq2seq_tf.serving import client
+from seq2seq_tf.serving.search_columns import SearchColumns, SearchSpeedupError, SearchSpeedups
 from seq2seq_tf.serving.translator import SearchDefaults, Translator
 from seq2seq_tf.tasks.base import DevEvaluator, Task
 from seq2seq_tf.training.losses import sequence_loss, token_cross_entropy
@@ -132,12 +133,72 @@ class TranslationTask(Task):
         return TranslationDevEvaluator(model, self.config, writer_for("dev"))
 
     def serving_module(
-        self, model: Seq2Seq, spm_model: str, defaults: SearchDefaults | None = None
+        self,
+        model: Seq2Seq,
+        spm_model: str,
+        defaults: SearchDefaults | None = None,
+        speedups: SearchSpeedups | None = None,
     ) -> Translator:
         d = self.config
         defaults = defaults or SearchDefaults()
+        columns = None
+        if speedups is not None and speedups.any:
+            columns = search_columns(model, spm_model, d.data, speedups)
         # portable: an export traces the encoder with our loop, so it runs on any device.
-        return Translator(model, spm_model, d.decode, d.data.max_src_len, defaults, portable=True)
+        return Translator(model, spm_model, d.decode, d.data.max_src_len, defaults, True, columns)
+
+
+def search_columns(
+    model: Seq2Seq, spm_model: str, data: ml_collections.ConfigDict, speedups: SearchSpeedups
+) -> SearchColumns:
+    """The export's SearchColumns, from the training corpus the config names (its target
+    pieces; its lexical shortlist, built here with `data.shortlist`)."""
+    scored, table = None, None
+    if speedups.target_vocab or speedups.shortlist_k:
+        for path in (data.train_src, data.train_tgt):
+            if not tf.io.gfile.exists(path):
+                raise SearchSpeedupError(
+                    f"{path} (the workdir's training data) is not here: --target_vocab and "
+                    "--shortlist_k are built from the training corpus"
+                )
+        src_lines, tgt_lines = parallel.check_parallel(data.train_src, data.train_tgt)
+        tokenizer = vocab.make_tokenizer(vocab.read_model_proto(spm_model))
+        if speedups.target_vocab:
+            scored = target_piece_ids(tgt_lines, tokenizer)
+        if speedups.shortlist_k:
+            pairs = [
+                (s, t)
+                for s, t in zip(_piece_ids(src_lines, tokenizer), _piece_ids(tgt_lines, tokenizer))
+                if 0 < len(s) < data.max_src_len and 0 < len(t) < data.max_tgt_len
+            ]  # the pairs training reads (with EOS they fit the max lengths)
+            sources, targets = [p[0] for p in pairs], [p[1] for p in pairs]
+            table = shortlist.build_shortlist(
+                sources,
+                targets,
+                model.vocab_size,
+                speedups.shortlist_k,
+                speedups.shortlist_frequent,
+            )
+    columns = SearchColumns(model.decoder, scored, table, speedups.input_table)
+    logging.info(
+        "search scores %d of %d pieces%s%s",
+        columns.num_scored,
+        model.vocab_size,
+        f"; shortlist of {speedups.shortlist_k} per source piece and the "
+        f"{speedups.shortlist_frequent} most frequent"
+        if table
+        else "",
+        "; input table" if speedups.input_table else "",
+    )
+    return columns
+
+
+def _piece_ids(lines: list[str], tokenizer, chunk: int = 4096) -> list[np.ndarray]:
+    """Each line's piece ids (no BOS/EOS)."""
+    out = []
+    for start in range(0, len(lines), chunk):
+        out.extend(tokenizer.tokenize(tf.constant(lines[start : start + chunk])).numpy())
+    return out
 
 
 def target_piece_ids(lines: list[str], tokenizer, chunk: int = 4096) -> tuple[int, ...]:

@@ -295,3 +295,30 @@ def test_decoder_without_memory_config_round_trip():
     clone.build()
     decoder.build()
     assert [w.shape for w in clone.weights] == [w.shape for w in decoder.weights]
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_step_features_output_weights_and_input_table_make_the_steps_logits(tie):
+    """What a search over its own columns builds from (serving.search_columns)."""
+    output_ids = (0, 1, 2, 3, 7, 9, 12, 20)
+    decoder = RNNDecoder(
+        40, 12, 2, 12, attention_type=None, tie_embeddings=tie, output_ids=output_ids
+    )
+    decoder.build()
+    rng = np.random.default_rng(3)
+    for weight in decoder.weights:
+        weight.assign(weight + rng.normal(scale=0.2, size=weight.shape).astype("float32"))
+    ids = tf.constant([9, 2, 20])
+    state = decoder.initial_state(3)
+    logits, _ = decoder.step(ids, state)
+    table = decoder.input_table()
+    assert table.shape == (40, 4 * 12)
+    features, _ = decoder.step_features(ids, state, embedded=tf.gather(table, ids))
+    kernel, bias = decoder.output_weights()
+    assert kernel.shape == (12, len(output_ids))
+    columns = decoder.output_labels(tf.constant([7, 20, 3]))
+    np.testing.assert_allclose(
+        tf.gather(features @ kernel + bias, columns, axis=1),
+        tf.gather(logits, [7, 20, 3], axis=1),
+        atol=1e-5,
+    )
