@@ -152,7 +152,7 @@ def _versus_opennmt(fn, lines: list[str]) -> None:
 
 
 def _compared_models() -> list[tuple[str, object, dict, object]]:
-    """(name, signature, extra arguments, loaded module) per --compare entry."""
+    """(name, signature, extra arguments, the loaded module where its shortlist is on)."""
     models = []
     for entry in _COMPARE.value:
         name, _, where = entry.partition("=")
@@ -167,13 +167,13 @@ def _compared_models() -> list[tuple[str, object, dict, object]]:
             )
         else:
             fn, extra = loaded.signatures["translate_nbest"], {}
-        models.append((name, fn, extra, loaded))
+        models.append((name, fn, extra, loaded if switch == "shortlist" else None))
     return models
 
 
 def _union_report(loaded, lines: list[str], references: list[str], batch_size: int) -> str:
-    """Mean shortlist union per batch and the reference pieces it covers ("" without one)."""
-    columns = getattr(loaded, "columns", None)
+    """Mean shortlist union per batch and the reference pieces it covers ("" when off)."""
+    columns = getattr(loaded, "columns", None) if loaded is not None else None
     if columns is None or getattr(columns, "shortlist_candidates", None) is None:
         return ""
     table = LexicalShortlist(
