@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import tensorflow as tf
 
@@ -92,6 +93,199 @@ def _loop_invariants(loop_vars):
     )
 
 
+class _Search(NamedTuple):
+    """What every step of one search reads, fixed while tracing (see `beam_search`)."""
+
+    step_fn: StepFn
+    beam_size: object  # a Python int, or a scalar tensor
+    alpha: float
+    beta: float
+    end_id: object
+    pad_id: object
+    beam_invariant: tuple[str, ...]
+    alignment_fn: Callable | None
+    prompted: bool  # a prompt is given (`given` then holds it)
+    positions: tf.Tensor  # `[steps]`: where each step's token is written in the id buffers
+
+    @property
+    def coverage(self) -> bool:
+        return self.beta > 0
+
+
+def _advance(
+    search: _Search, t, last, alive_ids, alive_log_probs, state, coverage, fin, given, mask, batch
+):
+    """One step for `batch` sentences; `given` holds their constants (ends, prompt offsets,
+    the prompt), `mask` their tiled source mask (coverage)."""
+    beam_size = search.beam_size
+    logits, state = search.step_fn(tf.reshape(last, [-1]), state)
+    log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))  # batch*beam x vocab
+    vocab = tf.shape(log_probs)[-1]
+    forced = None  # without a prompt no step is forced (no ops spent on it)
+    if search.prompted:
+        forced, log_probs = _force_prompt(
+            log_probs, given["prompt"], t, given["prompted"], search.pad_id, beam_size
+        )
+    candidates = alive_log_probs[:, :, None] + tf.reshape(log_probs, [batch, beam_size, -1])
+    top_log_probs, top_index = tf.math.top_k(tf.reshape(candidates, [batch, -1]), beam_size)
+    beam_index = top_index // vocab  # batch x beam: which live hypothesis it extends
+    token = top_index % vocab
+    top_ids = tf.gather(alive_ids, beam_index, batch_dims=1)  # batch x beam x steps
+    top_ids = tf.where(search.positions == t, token[..., None], top_ids)
+    if search.coverage:
+        coverage += tf.cast(search.alignment_fn(state), tf.float32)
+        coverage = _gather_beams(coverage, beam_index, batch, beam_size)
+    state = _reorder(
+        state, search.beam_invariant, lambda s: _gather_beams(s, beam_index, batch, beam_size)
+    )
+    valid = top_log_probs > _NEG_INF / 2
+    if forced is not None:
+        valid &= ~forced
+    ended_eos = valid & (token == search.end_id)
+    ended = ended_eos | (valid & (t + 1 >= given["ends"]))
+    produced = t + 1 if not search.prompted else t + 1 - given["offsets"]
+    scores = top_log_probs / length_penalty(produced, search.alpha)
+    if search.coverage:
+        penalty = coverage_penalty(coverage, mask, search.beta)
+        scores += tf.reshape(penalty, [batch, beam_size])
+    ended_now = {
+        "ids": top_ids,
+        "scores": tf.where(ended, scores, _NEG_INF),
+        "log_probs": top_log_probs,
+        "lengths": t + 1 - tf.cast(ended_eos, tf.int32),
+    }
+    fin = _merge_finished(fin, ended_now, beam_size)
+    if forced is None:
+        alive_log_probs = tf.where(ended | ~valid, _NEG_INF, top_log_probs)
+    else:  # a forced step keeps its (one) real candidate alive
+        alive = (valid | forced) & ~ended & (top_log_probs > _NEG_INF / 2)
+        alive_log_probs = tf.where(alive, top_log_probs, _NEG_INF)
+    return t + 1, token, top_ids, alive_log_probs, state, coverage, fin
+
+
+def _first_loop_vars(initial_state, batch, beam_size, steps, src_len, start_id, pad_id) -> tuple:
+    """`(t, last, alive_ids, alive_log_probs, state, coverage, finished)` before the first
+    step: one live hypothesis per sentence, fed `start_id`; nothing finished."""
+    finished = {
+        "ids": tf.fill([batch, beam_size, steps], pad_id),
+        "scores": tf.fill([batch, beam_size], _NEG_INF),
+        "log_probs": tf.fill([batch, beam_size], _NEG_INF),
+        "lengths": tf.zeros([batch, beam_size], tf.int32),
+    }
+    first = tf.one_hot(0, beam_size, on_value=0.0, off_value=_NEG_INF)
+    return (
+        tf.constant(0),
+        tf.fill([batch, beam_size], start_id),
+        tf.fill([batch, beam_size, steps], pad_id),
+        tf.tile(first[None], [batch, 1]),
+        tf.nest.map_structure(lambda s: _tile(s, beam_size), initial_state),
+        tf.zeros([batch * beam_size, src_len]),
+        finished,
+    )
+
+
+def _whole_batch_loop(search: _Search, start: tuple, given, mask, divisor, limit, steps) -> dict:
+    """Static shapes (XLA): the whole batch steps until every sentence's search is over.
+
+    Args:
+        start: `(t, last, alive_ids, alive_log_probs, state, coverage, finished)`.
+        divisor: `[batch]` the largest length penalty ahead of each sentence.
+
+    Returns:
+        the finished set, `steps` ids long.
+    """
+    batch = tf.shape(start[1])[0]
+
+    def cond(t, last, alive_ids, alive_log_probs, state, coverage, fin):
+        any_alive = tf.reduce_any(alive_log_probs > _NEG_INF / 2)
+        bound = tf.reduce_max(alive_log_probs, axis=1) / divisor
+        can_improve = tf.reduce_any(bound > tf.reduce_min(fin["scores"], axis=1))
+        return (t < limit) & any_alive & can_improve
+
+    def body(*loop_vars):
+        return _advance(search, *loop_vars, given, mask, batch)
+
+    # The batch dimension may lose its static size inside the loop; the rest stays.
+    *_, fin = tf.while_loop(
+        cond, body, start, shape_invariants=_loop_invariants(start), maximum_iterations=steps
+    )
+    return fin
+
+
+def _leaving_loop(search: _Search, start: tuple, given, mask, divisor, limit, steps) -> dict:
+    """Dynamic shapes: sentences whose search is over leave the working batch.
+
+    A leaving sentence's finished hypotheses are written to the full-size results,
+    and its rows are dropped from the live hypotheses, the state (beam-invariant
+    entries too), the coverage and the prompt: a batch costs what its sentences
+    still searching cost, not `batch * beam` rows until its longest is done. The
+    working set holds per sentence `[active, ...]` (with its row in the results)
+    and per row `[active * beam, ...]`. The hypotheses equal `_whole_batch_loop`'s,
+    their scores to the last bit that CPU kernels already round by a row's position
+    in the batch; the ids keep only the steps that ran. Arguments as
+    `_whole_batch_loop`.
+
+    Returns:
+        the finished set, with only the steps that ran.
+    """
+    _, last, alive_ids, alive_log_probs, state, coverage, finished = start
+    sentences = {
+        "index": tf.range(tf.shape(last)[0]),
+        "last": last,
+        "ids": alive_ids,
+        "log_probs": alive_log_probs,
+        "fin": finished,
+        "given": given,
+        "divisor": divisor,
+    }
+    rows = {"state": state, "coverage": coverage}
+    if search.coverage:
+        rows["mask"] = mask
+
+    def cond(t, sentences, rows, results):
+        return (t < limit) & (tf.size(sentences["index"]) > 0)
+
+    def body(t, sentences, rows, results):
+        t, last, alive_ids, alive_log_probs, state, coverage, fin = _advance(
+            search, t, sentences["last"], sentences["ids"], sentences["log_probs"],
+            rows["state"], rows["coverage"], sentences["fin"], sentences["given"],
+            rows.get("mask"), tf.shape(sentences["index"])[0],
+        )  # fmt: skip
+        sentences = {
+            **sentences, "last": last, "ids": alive_ids, "log_probs": alive_log_probs,
+            "fin": fin,
+        }  # fmt: skip
+        rows = {**rows, "state": state, "coverage": coverage}
+        searching = _searching(alive_log_probs, fin["scores"], sentences["divisor"])
+
+        def leave():
+            done = ~searching
+            leaving = tf.nest.map_structure(lambda v: tf.boolean_mask(v, done), fin)
+            written = _write_back(results, tf.boolean_mask(sentences["index"], done), leaving)
+            kept_rows = _tile(searching, search.beam_size)  # the beams of the kept sentences
+            return (
+                tf.nest.map_structure(lambda v: tf.boolean_mask(v, searching), sentences),
+                tf.nest.map_structure(lambda v: tf.boolean_mask(v, kept_rows), rows),
+                written,
+            )
+
+        # Compacting copies the state: only when a sentence has just finished.
+        sentences, rows, results = tf.cond(
+            tf.reduce_all(searching), lambda: (sentences, rows, results), leave
+        )
+        return t, sentences, rows, results
+
+    loop_vars = (tf.constant(0), sentences, rows, finished)
+    t, sentences, _, fin = tf.while_loop(
+        cond, body, loop_vars, shape_invariants=_loop_invariants(loop_vars),
+        maximum_iterations=steps,
+    )  # fmt: skip
+    # Any sentence still searching when the steps ran out (a safeguard: a budget's last
+    # step ends every candidate, so a searching sentence has none finished to write).
+    fin = _write_back(fin, sentences["index"], sentences["fin"])
+    return {**fin, "ids": fin["ids"][:, :, :t]}  # keep only the steps that ran
+
+
 def beam_search(
     step_fn: StepFn,
     initial_state,
@@ -123,16 +317,9 @@ def beam_search(
     beam_size 1 this is greedy search exactly.
 
     With dynamic shapes (`max_steps` None) a sentence whose search is over
-    leaves the working batch: its finished hypotheses are written to the
-    results, and its rows are dropped from the live hypotheses, the state (the
-    beam-invariant entries too), the coverage and the prompt, so later steps run
-    `step_fn` on fewer rows (a batch costs what its sentences still searching
-    cost, not `batch * beam` rows until its longest is done). The loop ends when
-    no sentence is left or the longest budget is reached. With `max_steps` every
-    shape must stay static (for XLA), so there the whole batch steps until every
-    sentence's search is over. The hypotheses are the same either way, their
-    scores to the last bit that CPU kernels already round by a row's position in
-    the batch; dynamic ids keep only the steps that ran.
+    leaves the working batch (`_leaving_loop`), so later steps run `step_fn` on
+    fewer rows; with `max_steps` (static shapes, for XLA) the whole batch steps
+    to the end. The hypotheses are the same either way.
 
     Args:
         beam_size: hypotheses kept per sequence (a Python int or scalar tensor).
@@ -162,11 +349,12 @@ def beam_search(
     ends = prompted + max_lengths
     limit = tf.reduce_max(ends)
     steps = limit if max_steps is None else max_steps
-    positions = tf.range(steps)  # where each step's token is written in the id buffers
-    use_coverage = coverage_penalty_beta > 0
-    if use_coverage and (alignment_fn is None or source_mask is None):
+    search = _Search(
+        step_fn, beam_size, length_penalty_alpha, coverage_penalty_beta, end_id, pad_id,
+        beam_invariant, alignment_fn, prompt is not None, tf.range(steps),
+    )  # fmt: skip
+    if search.coverage and (alignment_fn is None or source_mask is None):
         raise ValueError("the coverage penalty needs alignment_fn and source_mask")
-    state = tf.nest.map_structure(lambda s: _tile(s, beam_size), initial_state)
     # Per-sentence constants the step reads (what leaves the working batch with a sentence).
     given = {
         "ends": tf.reshape(_tile(ends, beam_size), [batch, beam_size]),
@@ -175,145 +363,19 @@ def beam_search(
     }
     if prompt is not None:
         given["prompt"] = tf.convert_to_tensor(prompt)
-    # Upper bound on what a live hypothesis can still score (largest length penalty ahead).
-    bound_divisor = length_penalty(max_lengths, length_penalty_alpha)
-    src_len = tf.shape(source_mask)[1] if use_coverage else 1
-    tiled_mask = _tile(source_mask, beam_size) if use_coverage else None
-    first = tf.one_hot(0, beam_size, on_value=0.0, off_value=_NEG_INF)
-
-    def advance(t, last, alive_ids, alive_log_probs, state, coverage, fin, given, mask, batch):
-        """One step for `batch` sentences; `given` holds their constants, `mask` their
-        tiled source mask (coverage)."""
-        logits, state = step_fn(tf.reshape(last, [-1]), state)
-        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))  # batch*beam x vocab
-        vocab = tf.shape(log_probs)[-1]
-        forced = None  # without a prompt no step is forced (no ops spent on it)
-        if prompt is not None:
-            forced, log_probs = _force_prompt(
-                log_probs, given["prompt"], t, given["prompted"], pad_id, beam_size
-            )
-        candidates = alive_log_probs[:, :, None] + tf.reshape(log_probs, [batch, beam_size, -1])
-        top_log_probs, top_index = tf.math.top_k(tf.reshape(candidates, [batch, -1]), beam_size)
-        beam_index = top_index // vocab  # batch x beam: which live hypothesis it extends
-        token = top_index % vocab
-        top_ids = tf.gather(alive_ids, beam_index, batch_dims=1)  # batch x beam x steps
-        top_ids = tf.where(positions == t, token[..., None], top_ids)
-        if use_coverage:
-            coverage += tf.cast(alignment_fn(state), tf.float32)
-            coverage = _gather_beams(coverage, beam_index, batch, beam_size)
-        state = _reorder(
-            state, beam_invariant, lambda s: _gather_beams(s, beam_index, batch, beam_size)
-        )
-        valid = top_log_probs > _NEG_INF / 2
-        if forced is not None:
-            valid &= ~forced
-        ended_eos = valid & (token == end_id)
-        ended = ended_eos | (valid & (t + 1 >= given["ends"]))
-        produced = t + 1 if prompt is None else t + 1 - given["offsets"]
-        scores = top_log_probs / length_penalty(produced, length_penalty_alpha)
-        if use_coverage:
-            penalty = coverage_penalty(coverage, mask, coverage_penalty_beta)
-            scores += tf.reshape(penalty, [batch, beam_size])
-        ended_now = {
-            "ids": top_ids,
-            "scores": tf.where(ended, scores, _NEG_INF),
-            "log_probs": top_log_probs,
-            "lengths": t + 1 - tf.cast(ended_eos, tf.int32),
-        }
-        fin = _merge_finished(fin, ended_now, beam_size)
-        if forced is None:
-            alive_log_probs = tf.where(ended | ~valid, _NEG_INF, top_log_probs)
-        else:  # a forced step keeps its (one) real candidate alive
-            alive = (valid | forced) & ~ended & (top_log_probs > _NEG_INF / 2)
-            alive_log_probs = tf.where(alive, top_log_probs, _NEG_INF)
-        return t + 1, token, top_ids, alive_log_probs, state, coverage, fin
-
-    finished = {
-        "ids": tf.fill([batch, beam_size, steps], pad_id),
-        "scores": tf.fill([batch, beam_size], _NEG_INF),
-        "log_probs": tf.fill([batch, beam_size], _NEG_INF),
-        "lengths": tf.zeros([batch, beam_size], tf.int32),
-    }
-    last = tf.fill([batch, beam_size], start_id)
-    alive_ids = tf.fill([batch, beam_size, steps], pad_id)
-    alive_log_probs = tf.tile(first[None], [batch, 1])  # one live hypothesis per sequence
-    coverage = tf.zeros([batch * beam_size, src_len])
-
-    if max_steps is not None:  # static shapes: the whole batch steps to the end
-
-        def cond(t, last, alive_ids, alive_log_probs, state, coverage, fin):
-            any_alive = tf.reduce_any(alive_log_probs > _NEG_INF / 2)
-            bound = tf.reduce_max(alive_log_probs, axis=1) / bound_divisor
-            can_improve = tf.reduce_any(bound > tf.reduce_min(fin["scores"], axis=1))
-            return (t < limit) & any_alive & can_improve
-
-        def body(t, last, alive_ids, alive_log_probs, state, coverage, fin):
-            return advance(
-                t, last, alive_ids, alive_log_probs, state, coverage, fin, given, tiled_mask, batch
-            )
-
-        start = (tf.constant(0), last, alive_ids, alive_log_probs, state, coverage, finished)
-        # The batch dimension may lose its static size inside the loop; the rest stays.
-        t, *_, fin = tf.while_loop(
-            cond, body, start, shape_invariants=_loop_invariants(start), maximum_iterations=steps
-        )
-    else:  # dynamic shapes: sentences whose search is over leave the working batch
-        # The working set: per sentence `[active, ...]` (its row in the results too), per
-        # row `[active * beam, ...]`; the results are full-size, written as sentences leave.
-        sentences = {
-            "index": tf.range(batch),
-            "last": last,
-            "ids": alive_ids,
-            "log_probs": alive_log_probs,
-            "fin": finished,
-            "given": given,
-            "divisor": bound_divisor,
-        }
-        rows = {"state": state, "coverage": coverage}
-        if use_coverage:
-            rows["mask"] = tiled_mask
-
-        def cond(t, sentences, rows, results):
-            return (t < limit) & (tf.size(sentences["index"]) > 0)
-
-        def body(t, sentences, rows, results):
-            t, last, alive_ids, alive_log_probs, state, coverage, fin = advance(
-                t, sentences["last"], sentences["ids"], sentences["log_probs"], rows["state"],
-                rows["coverage"], sentences["fin"], sentences["given"], rows.get("mask"),
-                tf.shape(sentences["index"])[0],
-            )  # fmt: skip
-            sentences = {
-                **sentences, "last": last, "ids": alive_ids, "log_probs": alive_log_probs,
-                "fin": fin,
-            }  # fmt: skip
-            rows = {**rows, "state": state, "coverage": coverage}
-            searching = _searching(alive_log_probs, fin["scores"], sentences["divisor"])
-
-            def leave():
-                done = ~searching
-                leaving = tf.nest.map_structure(lambda v: tf.boolean_mask(v, done), fin)
-                written = _write_back(results, tf.boolean_mask(sentences["index"], done), leaving)
-                kept_rows = _tile(searching, beam_size)  # the beams of the kept sentences
-                return (
-                    tf.nest.map_structure(lambda v: tf.boolean_mask(v, searching), sentences),
-                    tf.nest.map_structure(lambda v: tf.boolean_mask(v, kept_rows), rows),
-                    written,
-                )
-
-            # Compacting copies the state: only when a sentence has just finished.
-            sentences, rows, results = tf.cond(
-                tf.reduce_all(searching), lambda: (sentences, rows, results), leave
-            )
-            return t, sentences, rows, results
-
-        start = (tf.constant(0), sentences, rows, finished)
-        t, sentences, _, fin = tf.while_loop(
-            cond, body, start, shape_invariants=_loop_invariants(start), maximum_iterations=steps
-        )
-        # Any sentence still searching when the steps ran out (a safeguard: a budget's last
-        # step ends every candidate, so a searching sentence has none finished to write).
-        fin = _write_back(fin, sentences["index"], sentences["fin"])
-        fin = {**fin, "ids": fin["ids"][:, :, :t]}  # keep only the steps that ran
+    src_len = tf.shape(source_mask)[1] if search.coverage else 1
+    start = _first_loop_vars(initial_state, batch, beam_size, steps, src_len, start_id, pad_id)
+    loop = _whole_batch_loop if max_steps is not None else _leaving_loop
+    fin = loop(
+        search,
+        start,
+        given,
+        _tile(source_mask, beam_size) if search.coverage else None,
+        # Upper bound on what a live hypothesis can still score (largest penalty ahead).
+        length_penalty(max_lengths, length_penalty_alpha),
+        limit,
+        steps,
+    )
     n_best = _static_or_tensor(n_best)
     n_best = (
         min(n_best, beam_size)
