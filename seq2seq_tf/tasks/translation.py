@@ -163,12 +163,13 @@ def search_columns(
                 )
         src_lines, tgt_lines = parallel.check_parallel(data.train_src, data.train_tgt)
         tokenizer = vocab.make_tokenizer(vocab.read_model_proto(spm_model))
+        tgt_pieces = _piece_ids(tgt_lines, tokenizer)  # tokenized once for both
         if speedups.target_vocab:
-            scored = target_piece_ids(tgt_lines, tokenizer)
+            scored = _scored_ids(tgt_pieces, model.vocab_size)
         if speedups.shortlist_k:
             pairs = [
                 (s, t)
-                for s, t in zip(_piece_ids(src_lines, tokenizer), _piece_ids(tgt_lines, tokenizer))
+                for s, t in zip(_piece_ids(src_lines, tokenizer), tgt_pieces)
                 if 0 < len(s) < data.max_src_len and 0 < len(t) < data.max_tgt_len
             ]  # the pairs training reads (with EOS they fit the max lengths)
             sources, targets = [p[0] for p in pairs], [p[1] for p in pairs]
@@ -207,11 +208,15 @@ def target_piece_ids(lines: list[str], tokenizer, chunk: int = 4096) -> tuple[in
     What a target-side output layer must score: every label of the training targets
     (pieces + EOS), plus the other specials, so search sees the same ids as before.
     """
-    seen = np.zeros(int(tokenizer.vocab_size()), bool)
+    return _scored_ids(_piece_ids(lines, tokenizer, chunk), int(tokenizer.vocab_size()))
+
+
+def _scored_ids(pieces: list[np.ndarray], vocab_size: int) -> tuple[int, ...]:
+    """Sorted ids in tokenized `pieces` and PAD/UNK/BOS/EOS."""
+    seen = np.zeros(vocab_size, bool)
     seen[[vocab.PAD_ID, vocab.UNK_ID, vocab.BOS_ID, vocab.EOS_ID]] = True
-    for start in range(0, len(lines), chunk):
-        pieces = tokenizer.tokenize(tf.constant(lines[start : start + chunk]))
-        seen[pieces.flat_values.numpy()] = True
+    for row in pieces:
+        seen[row] = True
     return tuple(int(i) for i in np.flatnonzero(seen))
 
 
