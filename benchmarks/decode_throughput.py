@@ -25,7 +25,8 @@ against the first: sent/s and the ratio (median of the rounds), sacreBLEU agains
 `--reference`, and how many translations are identical to the first's. A `:shortlist`
 or `:full` suffix calls `translate_options` with the shortlist on or off; for an
 export with a shortlist the mean union size per batch and the share of the
-reference pieces inside their batch's union are printed too.
+reference pieces inside their batch's union are printed too. For an `--xla_search`
+export pass `--warm_every_batch`, so no compilation is timed.
 """
 
 from __future__ import annotations
@@ -72,7 +73,14 @@ _COMPARE = flags.DEFINE_list(
 _COMPARE_BATCH = flags.DEFINE_integer("compare_batch", 32, "Batch size of --compare.")
 _COMPARE_BEAMS = flags.DEFINE_list("compare_beams", ["1", "5"], "Beam widths of --compare.")
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "Alternating rounds of --compare.")
+_WARM_EVERY_BATCH = flags.DEFINE_bool(
+    "warm_every_batch",
+    False,
+    "Run every batch once untimed, not only the first (an --xla_search export "
+    "compiles once per padded shape, the first time it meets it).",
+)
 
+_WARMED = set()  # (signature, batch size, beam) already run over every batch
 PEER_HARNESS = Path(__file__).resolve().parents[2] / "shared/bench/opennmt_tf"
 
 
@@ -88,7 +96,12 @@ def translate(
     """(translations in input order, seconds) for one setting, batched by length."""
     batches = length_batches(lines, batch_size)
     args = {"n": tf.constant(1), "beam_width": tf.constant(beam), **(extra or {})}
-    fn(inputs=tf.constant([lines[i] for i in batches[0]]), **args)  # trace outside the timing
+    warm = batches if _WARM_EVERY_BATCH.value else batches[:1]
+    if (id(fn), batch_size, beam) in _WARMED:
+        warm = batches[:1]
+    _WARMED.add((id(fn), batch_size, beam))
+    for batch in warm:  # trace (and compile) outside the timing
+        fn(inputs=tf.constant([lines[i] for i in batch]), **args)
     hypotheses = [""] * len(lines)
     start = time.perf_counter()
     for batch in batches:

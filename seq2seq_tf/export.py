@@ -17,6 +17,19 @@ from absl import flags  # noqa: E402
 from seq2seq_tf.serving.export import export  # noqa: E402
 from seq2seq_tf.serving.search_columns import SearchSpeedups  # noqa: E402
 from seq2seq_tf.serving.translator import SearchDefaults  # noqa: E402
+from seq2seq_tf.serving.xla_search import XlaBuckets, XlaSearchError  # noqa: E402
+
+
+def _xla_buckets(f) -> XlaBuckets | None:
+    if not f.xla_search:
+        return None
+    try:
+        lengths = tuple(int(n) for n in f.xla_source_buckets)
+    except ValueError:
+        raise XlaSearchError(
+            f"--xla_source_buckets must be integers, got {','.join(f.xla_source_buckets)}"
+        ) from None
+    return XlaBuckets(source_lengths=lengths, shortlist_size=f.xla_shortlist_size)
 
 
 def main(argv):
@@ -32,6 +45,7 @@ def main(argv):
         shortlist_k=f.shortlist_k,
         shortlist_frequent=f.shortlist_frequent,
         input_table=f.input_table,
+        xla=_xla_buckets(f),
     )
     path = export(f.workdir, f.export_dir, f.version, f.checkpoint, f.spm_model, defaults, speedups)
     print(f"SavedModel: {path}")
@@ -71,6 +85,22 @@ def run():
         "input_table",
         False,
         "Store embedding x first-layer kernel (vocab x 4 units floats): a gather per step.",
+    )
+    flags.DEFINE_bool(
+        "xla_search",
+        False,
+        "Compile beam search with XLA (serving_default, translate_nbest, translate_options); "
+        "TF Serving then needs --xla_cpu_compilation_enabled=true.",
+    )
+    flags.DEFINE_list(
+        "xla_source_buckets",
+        ["16", "32", "48", "64"],
+        "With --xla_search: source lengths (pieces) requests are padded to; max_src_len is added.",
+    )
+    flags.DEFINE_integer(
+        "xla_shortlist_size",
+        1024,
+        "With --xla_search and a shortlist: the fixed number of columns it scores.",
     )
     flags.mark_flags_as_required(["workdir", "export_dir"])
     cli.run(main)

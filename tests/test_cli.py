@@ -94,6 +94,13 @@ def test_user_errors_are_one_line_naming_what_to_fix_with_exit_2(tmp_path):
             ["-m", "seq2seq_tf.export", "--workdir=x", "--export_dir=y", "--length_penalty=nan"],
             "error: --length_penalty must be a finite number >= 0, got nan",
         ),
+        "XLA bucket not a number": (
+            [
+                *("-m", "seq2seq_tf.export", "--workdir=x", "--export_dir=y"),
+                *("--xla_search", "--xla_source_buckets=16,abc"),
+            ],
+            "error: --xla_source_buckets must be integers, got 16,abc",
+        ),
         "missing SavedModel": (
             ["-m", "seq2seq_tf.translate", f"--model_dir={tmp_path}/none"],
             f"error: no SavedModel at {tmp_path}/none",

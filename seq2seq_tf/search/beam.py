@@ -326,9 +326,10 @@ def beam_search(
         length_penalty_alpha: GNMT alpha (0 = rank by log-probability).
         coverage_penalty_beta: GNMT beta (0 = off); needs alignment_fn and source_mask.
         n_best: hypotheses returned per sequence, best first (<= beam_size).
-        max_steps: static bound on prompt + max_lengths (see `sampling.decode`);
-            with it and a Python-int beam_size every shape is static and XLA can
-            compile the search (finished sentences then stay in the batch).
+        max_steps: bound on prompt + max_lengths (see `sampling.decode`): a Python
+            int, or a scalar XLA can fold from the input shapes; with it every
+            shape is static once beam_size is, and XLA can compile the search
+            (finished sentences then stay in the batch).
         beam_invariant: top-level state entries that are the same for every beam of
             a sequence and never change (the model says which: encoder memory, its
             attention keys and mask): tiled once, never reordered, which saves the

@@ -40,7 +40,8 @@ def serving_module(
     config, vocab_size = load_workdir_config(workdir)
     if speedups is not None and speedups.any and config.task != "translation":
         raise SearchSpeedupError(
-            "--target_vocab, --shortlist_k and --input_table apply to translation exports, "
+            "--target_vocab, --shortlist_k, --input_table and --xla_search apply to "
+            "translation exports, "
             f"not to {config.task}"
         )
     model, checkpoint = restore_model(workdir, checkpoint)

@@ -27,6 +27,7 @@ import tensorflow as tf
 from seq2seq_tf.data import vocab
 from seq2seq_tf.data.shortlist import LexicalShortlist
 from seq2seq_tf.errors import UserError
+from seq2seq_tf.serving.xla_search import XlaBuckets
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -37,12 +38,14 @@ class SearchSpeedups:
     shortlist_k: candidates per source piece of a lexical shortlist (0: none).
     shortlist_frequent: the most frequent target pieces every union holds.
     input_table: gather the embedding's first-layer projection from a table.
+    xla: compile the search with XLA, over requests padded to these buckets.
     """
 
     target_vocab: bool = False
     shortlist_k: int = 0
     shortlist_frequent: int = 100
     input_table: bool = False
+    xla: XlaBuckets | None = None
 
     def __post_init__(self):
         for name in ("shortlist_k", "shortlist_frequent"):
@@ -52,6 +55,11 @@ class SearchSpeedups:
 
     @property
     def any(self) -> bool:
+        return self.changes_columns or self.xla is not None
+
+    @property
+    def changes_columns(self) -> bool:
+        """What the search scores or feeds differs from the model's own step."""
         return self.target_vocab or self.shortlist_k > 0 or self.input_table
 
 
@@ -113,12 +121,16 @@ class SearchColumns(tf.Module):
     def has_shortlist(self) -> bool:
         return self.shortlist_candidates is not None
 
-    def columns(self, source_ids, use_shortlist) -> tf.Tensor:
+    def columns(self, source_ids, use_shortlist, size: int | None = None) -> tf.Tensor:
         """Sorted vocabulary ids `[columns]` a batch's search scores.
 
         Args:
             source_ids: `[batch, src_len]` (PAD after the end).
             use_shortlist: scalar bool; ignored without a shortlist.
+            size: with the shortlist on, exactly min(size, num_scored) columns (XLA
+                compiles per shape): a smaller union is filled with other scored
+                pieces in id order; a larger one keeps EOS, the frequent pieces and
+                then each candidate by its best rank for any source piece.
         """
         allowed = self._allowed
         if self.has_shortlist:
@@ -130,10 +142,32 @@ class SearchColumns(tf.Module):
                     [tf.reshape(candidates, [-1]), self.shortlist_frequent, [vocab.EOS_ID]], 0
                 )
                 present = tf.math.bincount(ids, minlength=allowed.shape[0]) > 0
-                return present[: allowed.shape[0]] & allowed
+                return tf.cast(tf.where(present[: allowed.shape[0]] & allowed)[:, 0], tf.int32)
 
-            allowed = tf.cond(tf.cast(use_shortlist, tf.bool), union, lambda: allowed)
-        return tf.cast(tf.where(allowed)[:, 0], tf.int32)
+            def fixed_union():
+                real = tf.boolean_mask(source_ids, source_ids != vocab.PAD_ID)
+                candidates = tf.gather(self.shortlist_candidates, real)  # sources x k
+                k = self.shortlist_candidates.shape[1]
+                rank_score = tf.broadcast_to(tf.range(k + 1, 1, -1), tf.shape(candidates))
+                always = tf.concat([self.shortlist_frequent, [vocab.EOS_ID]], 0)
+                priority = tf.tensor_scatter_nd_max(
+                    tf.ones(allowed.shape, tf.int32),  # 1: a filler
+                    tf.concat([tf.reshape(candidates, [-1, 1]), always[:, None]], 0),
+                    tf.concat([tf.reshape(rank_score, [-1]), tf.fill(tf.shape(always), k + 2)], 0),
+                )
+                priority = tf.where(allowed, priority, 0)  # never a piece not scored
+                _, top = tf.math.top_k(priority, min(size, self.num_scored))
+                return tf.sort(top)
+
+            if size is not None and size >= self.num_scored:
+                return self._scored()  # the union can only be smaller
+            chosen = union if size is None else fixed_union
+            return tf.cond(tf.cast(use_shortlist, tf.bool), chosen, self._scored)
+        return self._scored()
+
+    def _scored(self) -> tf.Tensor:
+        """Every column the search may score `[num_scored]`."""
+        return tf.cast(tf.where(self._allowed)[:, 0], tf.int32)
 
     def search_ids(self, columns) -> dict:
         """start/end/pad as positions: start is one past the columns (BOS is fed, never

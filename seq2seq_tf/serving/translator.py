@@ -21,6 +21,7 @@ from seq2seq_tf.errors import UserError
 from seq2seq_tf.layers import fused_lstm
 from seq2seq_tf.serving.checks import check_utf8
 from seq2seq_tf.serving.search_columns import SearchColumns
+from seq2seq_tf.serving.xla_search import XlaBuckets, pad_request
 
 
 class SearchSettingsError(UserError, ValueError):
@@ -132,6 +133,9 @@ class Translator(tf.Module):
     fail the request with an InvalidArgumentError that names the input or argument.
     Temperature 0 samples the argmax (greedy, up to exact ties).
 
+    With `xla` the beam search of those three signatures (the encoder with it) runs
+    compiled by XLA, over requests padded to its buckets (`serving.xla_search`).
+
     With `portable` (what export writes) every encoder layer is traced with our
     step loop, never cuDNN's fused LSTM, so the SavedModel runs on any device
     (the same weights and results; see `layers.fused_lstm`).
@@ -146,9 +150,12 @@ class Translator(tf.Module):
         defaults: SearchDefaults = SearchDefaults(),
         portable: bool = False,
         columns: SearchColumns | None = None,
+        xla: XlaBuckets | None = None,
     ):
         super().__init__(name="translator")
         self.columns = columns
+        self._xla = None if xla is None else xla.up_to(max_source_pieces)
+        self._compiled_search = tf.function(self._search, jit_compile=True)
         self._portable = bool(portable)
         proto = vocab.read_model_proto(spm_model_path)
         pieces = vocab.vocab_size_of(spm_model_path)
@@ -205,11 +212,19 @@ class Translator(tf.Module):
     def _start(self, inputs):
         """Source ids, per-sentence target budgets and the decoder's first state."""
         source = self.encode_sources(inputs)
-        source_lengths = tf.reduce_sum(tf.cast(source != vocab.PAD_ID, tf.int32), axis=1)
-        budget = search.max_target_lengths(source_lengths, self._ratio, self._offset, self._cap)
+        budget = self._budgets(source)
         with self._encoder_scope():
             state = self.model.initial_state(source, training=False)
         return source, budget, state
+
+    def _budgets(self, source, longest: bool = False):
+        """Target budgets `[batch]` of source ids `[batch, src_len]` (the decode config's
+        rule); with `longest`, `[1]`: the budget of a source src_len pieces long."""
+        if longest:
+            lengths = tf.shape(source)[1:2]
+        else:
+            lengths = tf.reduce_sum(tf.cast(source != vocab.PAD_ID, tf.int32), axis=1)
+        return search.max_target_lengths(lengths, self._ratio, self._offset, self._cap)
 
     def _encoder_scope(self):
         """Where the encoder is traced: our loop only in a portable (exported) module."""
@@ -223,14 +238,36 @@ class Translator(tf.Module):
         Args:
             use_shortlist: scalar bool, or None for the export-time default.
         """
-        source, budget, state = self._start(inputs)
-        step, ids, columns = self.model.step, _IDS, None
+        source = self.encode_sources(inputs)
+        columns = None
         if self.columns is not None:
             if use_shortlist is None:
                 use_shortlist = self._defaults.use_shortlist
-            columns = self.columns.columns(source, use_shortlist)
+            size = None if self._xla is None else self._xla.shortlist_size
+            columns = self.columns.columns(source, use_shortlist, size)
+        if self._xla is None:
+            hyps = self._search(source, columns, beam_width, n_best)
+        else:
+            rows = tf.shape(source)[0]
+            padded = pad_request(source, self._xla.source_lengths)
+            hyps = self._compiled_search(padded, columns, beam_width, n_best, static=True)
+            hyps = search.Hypotheses(*(None if t is None else t[:rows] for t in hyps))
+        if columns is not None:
+            hyps = hyps._replace(ids=self.columns.to_ids(columns, hyps.ids))
+        return source, hyps
+
+    def _search(self, source, columns, beam_width, n_best, static=False) -> search.Hypotheses:
+        """Encoder and beam search over source ids `[batch, src_len]`; with `static` the
+        loop runs to a bound set by src_len (XLA: static shapes)."""
+        budget = self._budgets(source)
+        # With `static`, the largest budget a source this long can get.
+        max_steps = self._budgets(source, longest=True)[0] if static else None
+        with self._encoder_scope():
+            state = self.model.initial_state(source, training=False)
+        step, ids = self.model.step, _IDS
+        if columns is not None:
             step, ids = self.columns.step_fn(columns), self.columns.search_ids(columns)
-        hyps = search.beam_search(
+        return search.beam_search(
             step,
             state,
             budget,
@@ -238,14 +275,12 @@ class Translator(tf.Module):
             self._defaults.length_penalty,
             self._defaults.coverage_penalty,
             n_best=n_best,
+            max_steps=max_steps,
             beam_invariant=self.model.beam_invariant,
             alignment_fn=self.model.alignment,
             source_mask=state["mask"],
             **ids,
         )
-        if columns is not None:
-            hyps = hyps._replace(ids=self.columns.to_ids(columns, hyps.ids))
-        return source, hyps
 
     @tf.function(input_signature=[_STRINGS])
     def translate(self, inputs):

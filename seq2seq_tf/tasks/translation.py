@@ -141,11 +141,15 @@ class TranslationTask(Task):
     ) -> Translator:
         d = self.config
         defaults = defaults or SearchDefaults()
-        columns = None
-        if speedups is not None and speedups.any:
-            columns = search_columns(model, spm_model, d.data, speedups)
+        columns, xla = None, None
+        if speedups is not None:
+            if speedups.changes_columns:
+                columns = search_columns(model, spm_model, d.data, speedups)
+            xla = speedups.xla
         # portable: an export traces the encoder with our loop, so it runs on any device.
-        return Translator(model, spm_model, d.decode, d.data.max_src_len, defaults, True, columns)
+        return Translator(
+            model, spm_model, d.decode, d.data.max_src_len, defaults, True, columns, xla
+        )
 
 
 def search_columns(
