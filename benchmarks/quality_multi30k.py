@@ -36,6 +36,9 @@ _BUDGET = flags.DEFINE_float("budget_minutes", 60.0, "Training wall-clock budget
 _BEAM = flags.DEFINE_integer("beam_width", 5, "Beam width for the test set.")
 _TEST = flags.DEFINE_string("test_split", "test_2016_flickr", "Test split name.")
 _KEEP = flags.DEFINE_bool("resume", False, "Resume an existing workdir, not start fresh.")
+_TARGET_VOCAB_ONLY = flags.DEFINE_bool(
+    "target_vocab_only", False, "model.target_vocab_only: score only the training targets' pieces."
+)
 _DECAY = flags.DEFINE_float(
     "time_decay_fraction",
     0.4,
@@ -90,6 +93,7 @@ def main(argv):
     d.spm_model = spm
     config.train.max_time_s = 60.0 * _BUDGET.value
     config.train.time_decay_fraction = _DECAY.value
+    config.model.target_vocab_only = _TARGET_VOCAB_ONLY.value
     workdir = os.path.abspath(_WORKDIR.value)
     if os.path.exists(workdir) and not _KEEP.value:
         shutil.rmtree(workdir)
