@@ -148,6 +148,9 @@ def _versus_opennmt(fn, lines: list[str]) -> None:
     print("\nvs OpenNMT-tf, batch 32 (sent/s; mean words per output; sacreBLEU)")
     for beam in (1, 5):
         ours, peer = [], []
+        # Untimed first: the peer's first run after training ran at half speed (its
+        # greedy 48.5 sent/s, then 96.9, 112.2 and 96.9 in the 2026-12-02 runs).
+        opennmt_translate(workdir, beam, 32)
         for round_ in (1, 2):
             hyps, seconds = translate(fn, lines, 32, beam)
             ours.append(len(lines) / seconds)
