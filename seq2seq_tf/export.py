@@ -76,7 +76,7 @@ def run():
         lower_bound=0,
     )
     flags.DEFINE_integer(
-        "shortlist_frequent", 100, "Most frequent target pieces in every shortlist.", lower_bound=0
+        "shortlist_frequent", 300, "Most frequent target pieces in every shortlist.", lower_bound=0
     )
     flags.DEFINE_bool(
         "shortlist_default", False, "serving_default and translate_nbest use the shortlist."

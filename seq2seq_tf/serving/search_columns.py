@@ -43,7 +43,7 @@ class SearchSpeedups:
 
     target_vocab: bool = False
     shortlist_k: int = 0
-    shortlist_frequent: int = 100
+    shortlist_frequent: int = 300
     input_table: bool = False
     xla: XlaBuckets | None = None
 
