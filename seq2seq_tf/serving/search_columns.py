@@ -136,8 +136,7 @@ class SearchColumns(tf.Module):
         if self.has_shortlist:
 
             def union():
-                real = tf.boolean_mask(source_ids, source_ids != vocab.PAD_ID)
-                candidates = tf.gather(self.shortlist_candidates, real)
+                candidates = self._candidates(source_ids)
                 ids = tf.concat(
                     [tf.reshape(candidates, [-1]), self.shortlist_frequent, [vocab.EOS_ID]], 0
                 )
@@ -145,8 +144,7 @@ class SearchColumns(tf.Module):
                 return tf.cast(tf.where(present[: allowed.shape[0]] & allowed)[:, 0], tf.int32)
 
             def fixed_union():
-                real = tf.boolean_mask(source_ids, source_ids != vocab.PAD_ID)
-                candidates = tf.gather(self.shortlist_candidates, real)  # sources x k
+                candidates = self._candidates(source_ids)
                 k = self.shortlist_candidates.shape[1]
                 rank_score = tf.broadcast_to(tf.range(k + 1, 1, -1), tf.shape(candidates))
                 always = tf.concat([self.shortlist_frequent, [vocab.EOS_ID]], 0)
@@ -164,6 +162,11 @@ class SearchColumns(tf.Module):
             chosen = union if size is None else fixed_union
             return tf.cond(tf.cast(use_shortlist, tf.bool), chosen, self._scored)
         return self._scored()
+
+    def _candidates(self, source_ids) -> tf.Tensor:
+        """The shortlist's candidates `[real source pieces, k]`, best first, of a batch."""
+        real = tf.boolean_mask(source_ids, source_ids != vocab.PAD_ID)
+        return tf.gather(self.shortlist_candidates, real)
 
     def _scored(self) -> tf.Tensor:
         """Every column the search may score `[num_scored]`."""

@@ -155,7 +155,9 @@ class Translator(tf.Module):
         super().__init__(name="translator")
         self.columns = columns
         self._xla = None if xla is None else xla.up_to(max_source_pieces)
-        self._compiled_search = tf.function(self._search, jit_compile=True)
+        self._compiled_search = None
+        if self._xla is not None:
+            self._compiled_search = tf.function(self._search, jit_compile=True)
         self._portable = bool(portable)
         proto = vocab.read_model_proto(spm_model_path)
         pieces = vocab.vocab_size_of(spm_model_path)
@@ -212,10 +214,13 @@ class Translator(tf.Module):
     def _start(self, inputs):
         """Source ids, per-sentence target budgets and the decoder's first state."""
         source = self.encode_sources(inputs)
-        budget = self._budgets(source)
+        return (source, *self._encoded(source))
+
+    def _encoded(self, source):
+        """Per-sentence target budgets `[batch]` and the decoder's first state."""
         with self._encoder_scope():
             state = self.model.initial_state(source, training=False)
-        return source, budget, state
+        return self._budgets(source), state
 
     def _budgets(self, source, longest: bool = False):
         """Target budgets `[batch]` of source ids `[batch, src_len]` (the decode config's
@@ -259,11 +264,9 @@ class Translator(tf.Module):
     def _search(self, source, columns, beam_width, n_best, static=False) -> search.Hypotheses:
         """Encoder and beam search over source ids `[batch, src_len]`; with `static` the
         loop runs to a bound set by src_len (XLA: static shapes)."""
-        budget = self._budgets(source)
+        budget, state = self._encoded(source)
         # With `static`, the largest budget a source this long can get.
         max_steps = self._budgets(source, longest=True)[0] if static else None
-        with self._encoder_scope():
-            state = self.model.initial_state(source, training=False)
         step, ids = self.model.step, _IDS
         if columns is not None:
             step, ids = self.columns.step_fn(columns), self.columns.search_ids(columns)
