@@ -60,6 +60,9 @@ _BATCH1_LIMIT = flags.DEFINE_integer("batch1_limit", 200, "Sentences at batch si
 _VS_OPENNMT = flags.DEFINE_bool(
     "vs_opennmt", False, "Also decode with the trained OpenNMT-tf peer and print ratios."
 )
+_VS_ROUNDS = flags.DEFINE_integer(
+    "vs_rounds", 2, "Alternating rounds of --vs_opennmt per beam width (after one untimed)."
+)
 _PEER_DIR = flags.DEFINE_string(
     "opennmt_workdir", "", "Workdir the peer harness trained: run.sh WORKDIR STEPS."
 )
@@ -140,7 +143,12 @@ def opennmt_translate(workdir: Path, beam: int, batch_size: int) -> tuple[list[s
 
 
 def _versus_opennmt(fn, lines: list[str]) -> None:
-    """Ours and the peer's, alternating twice, greedy and beam 5 at batch 32."""
+    """Ours and the peer's, alternating `--vs_rounds` times, greedy and beam 5 at batch 32.
+
+    The peer's speed varies from run to run by up to 2x on these machines (beam 5: 24
+    and 48 sent/s in runs minutes apart), so besides the ratio of the means it prints
+    the ratio of medians and the one against the peer's fastest run (the cautious one).
+    """
     workdir = Path(_PEER_DIR.value)
     if not (workdir / "run/checkpoint").exists():
         raise app.UsageError(f"--opennmt_workdir {workdir} has no trained peer: run.sh WORKDIR N")
@@ -151,7 +159,7 @@ def _versus_opennmt(fn, lines: list[str]) -> None:
         # Untimed first: the peer's first run after training ran at half speed (its
         # greedy 48.5 sent/s, then 96.9, 112.2 and 96.9 in the 2026-12-02 runs).
         opennmt_translate(workdir, beam, 32)
-        for round_ in (1, 2):
+        for round_ in range(1, _VS_ROUNDS.value + 1):
             hyps, seconds = translate(fn, lines, 32, beam)
             ours.append(len(lines) / seconds)
             peer_hyps, peer_seconds = opennmt_translate(workdir, beam, 32)
@@ -164,7 +172,11 @@ def _versus_opennmt(fn, lines: list[str]) -> None:
             words = np.mean([len(h.split()) for h in out])
             bleu = f"  sacreBLEU {sacrebleu.corpus_bleu(out, [refs]).score:.2f}" if refs else ""
             print(f"  {name}: {words:.2f} words per output{bleu}")
-        print(f"beam {beam} ratio vs OpenNMT-tf (sent/s): {np.mean(ours) / np.mean(peer):.2f}")
+        print(
+            f"beam {beam} ratio vs OpenNMT-tf (sent/s): {np.mean(ours) / np.mean(peer):.2f}"
+            f" (of medians {np.median(ours) / np.median(peer):.2f}; against the peer's"
+            f" fastest run {np.median(ours) / np.max(peer):.2f})"
+        )
 
 
 def _compared_models() -> list[tuple[str, object, dict, object]]:

@@ -277,30 +277,34 @@ class RNNDecoder(keras.layers.Layer):
             z = embedded
         return first.recurrent_step(z, list(states), mask, kernels.product("recurrent_0"))
 
-    def _attend(self, query, state):
-        context, weights = self.attention(query, state["keys"], state["memory"], state["mask"])
+    def _attend(self, query, state, grouped: bool):
+        """Context and weights for `query`; `grouped`: the memory entries are per sentence
+        and the query's rows are each sentence's beams together (search)."""
+        attend = self.attention.call_grouped if grouped else self.attention
+        context, weights = attend(query, state["keys"], state["memory"], state["mask"])
         if self.context_gate:
             context = context * self.gate_layer(query)
         return context, weights
 
-    def _advance(self, embedded, state, training, masks, kernels):
+    def _advance(self, embedded, state, training, masks, kernels, grouped=False):
         """One step from `_embed`'s output; returns (features, new state).
 
         Args:
             embedded: `[batch, gates]` or `[batch, embedding_dim]`, see `_embed`.
             masks: per layer a recurrent dropout mask `[batch, units]` or None.
             kernels: a step view of `_loop_kernels` (`matmul`, `product`, `sink`).
+            grouped: see `_attend`.
         """
         cells = state["cells"]
         if self.attends and self.placement == "bahdanau":
-            context, weights = self._attend(cells[-1][0], state)  # previous top h
+            context, weights = self._attend(cells[-1][0], state, grouped)  # previous top h
             x, new = self._first_layer(embedded, context, cells[0], masks[0], kernels)
         else:
             feed = state["feed"] if self.input_feeding else None
             x, new = self._first_layer(embedded, feed, cells[0], masks[0], kernels)
         new_cells = [tuple(new)]
         if self.attends and self.placement == "gnmt":
-            context, weights = self._attend(x, state)  # bottom layer's output
+            context, weights = self._attend(x, state, grouped)  # bottom layer's output
         for i in range(1, self.num_layers):
             inputs = self.dropout_layer(x, training=training)
             if self.attends and self.placement == "gnmt":
@@ -316,7 +320,7 @@ class RNNDecoder(keras.layers.Layer):
         if not self.attends:
             return x, {**state, "cells": new_cells}
         if self.placement == "luong":
-            context, weights = self._attend(x, state)
+            context, weights = self._attend(x, state, grouped)
         joined = ops.concatenate([context, x], axis=-1)  # [c_t; h_t]
         feed = ops.tanh(kernels.sink("attention", kernels.matmul("attention_layer", joined)))
         return feed, {**state, "cells": new_cells, "feed": feed, "alignment": weights}
@@ -354,7 +358,11 @@ class RNNDecoder(keras.layers.Layer):
         return index
 
     def step(self, ids, state, training=False):
-        """One token: ids `[batch]` -> logits `[batch, vocab]`, new state."""
+        """One token: ids `[batch]` -> logits `[batch, vocab]`, new state.
+
+        The beam-invariant entries (`memory`, `keys`, `mask`) may hold one row per
+        sentence while the rest hold `batch = sentences * G` rows, each sentence's G
+        rows together: beam search keeps the memory once per sentence (G = beam)."""
         features, state = self.step_features(ids, state, training=training)
         return self.full_logits(self.output_logits(features, training)), state
 
@@ -370,7 +378,7 @@ class RNNDecoder(keras.layers.Layer):
             embedded = self._embed(ids, training)
         kernels = self._loop_kernels(embedded.dtype, training=False).view()
         masks = [None] * self.num_layers
-        return self._advance(embedded, state, training, masks, kernels)
+        return self._advance(embedded, state, training, masks, kernels, grouped=True)
 
     def input_table(self):
         """`_embed` of every id at inference, `[vocab, gates]`: the embedding times the first

@@ -62,6 +62,16 @@ def _force_prompt(log_probs, prompt, t, prompted, pad_id: int, beam_size):
     return forced, tf.where(flat, tf.reshape(_tile(only, beam_size), [-1, vocab]), log_probs)
 
 
+def _split_invariant(state, invariant: tuple[str, ...]):
+    """`(invariant entries, the rest)` of a dict state (a nested tuple has none)."""
+    if not isinstance(state, dict):
+        return {}, state
+    return (
+        {k: v for k, v in state.items() if k in invariant},
+        {k: v for k, v in state.items() if k not in invariant},
+    )
+
+
 def _merge_finished(finished: dict, ended_now: dict, beam_size) -> dict:
     """The best `beam_size` of the finished set and this step's ended candidates (scores of
     candidates that did not end are -inf). Each entry is `[batch, beam, ...]`."""
@@ -70,13 +80,15 @@ def _merge_finished(finished: dict, ended_now: dict, beam_size) -> dict:
     return {k: tf.gather(v, keep, batch_dims=1) for k, v in merged.items()}
 
 
-def _searching(alive_log_probs, finished_scores, bound_divisor):
+def _searching(alive_log_probs, finished_scores, bound_divisor, n_best):
     """`[batch]` bool: the sentences whose search is not over, those with a live hypothesis
-    that can still beat the worst of their finished ones (log probabilities only fall, the
-    length penalty is at most `bound_divisor`, and the coverage penalty is at most 0)."""
+    that can still beat the `n_best`-th best of their finished ones (log probabilities only
+    fall, the length penalty is at most `bound_divisor`, and the coverage penalty is at
+    most 0): once none can, the n best that the search returns are final. `finished_scores`
+    `[batch, beam]` is sorted, best first."""
     live = tf.reduce_any(alive_log_probs > _NEG_INF / 2, axis=1)
     bound = tf.reduce_max(alive_log_probs, axis=1) / bound_divisor
-    return live & (bound > tf.reduce_min(finished_scores, axis=1))
+    return live & (bound > finished_scores[:, n_best - 1])
 
 
 def _write_back(results: dict, rows, finished: dict) -> dict:
@@ -105,6 +117,7 @@ class _Search(NamedTuple):
     beam_invariant: tuple[str, ...]
     alignment_fn: Callable | None
     prompted: bool  # a prompt is given (`given` then holds it)
+    n_best: object  # hypotheses returned per sentence (<= beam_size): int or scalar tensor
     positions: tf.Tensor  # `[steps]`: where each step's token is written in the id buffers
 
     @property
@@ -163,9 +176,12 @@ def _advance(
     return t + 1, token, top_ids, alive_log_probs, state, coverage, fin
 
 
-def _first_loop_vars(initial_state, batch, beam_size, steps, src_len, start_id, pad_id) -> tuple:
+def _first_loop_vars(
+    initial_state, invariant, batch, beam_size, steps, src_len, start_id, pad_id
+) -> tuple:
     """`(t, last, alive_ids, alive_log_probs, state, coverage, finished)` before the first
-    step: one live hypothesis per sentence, fed `start_id`; nothing finished."""
+    step: one live hypothesis per sentence, fed `start_id`; nothing finished. The state
+    is tiled to the beams except its `invariant` entries (one row per sentence)."""
     finished = {
         "ids": tf.fill([batch, beam_size, steps], pad_id),
         "scores": tf.fill([batch, beam_size], _NEG_INF),
@@ -178,7 +194,7 @@ def _first_loop_vars(initial_state, batch, beam_size, steps, src_len, start_id, 
         tf.fill([batch, beam_size], start_id),
         tf.fill([batch, beam_size, steps], pad_id),
         tf.tile(first[None], [batch, 1]),
-        tf.nest.map_structure(lambda s: _tile(s, beam_size), initial_state),
+        _reorder(initial_state, invariant, lambda s: _tile(s, beam_size)),
         tf.zeros([batch * beam_size, src_len]),
         finished,
     )
@@ -197,10 +213,8 @@ def _whole_batch_loop(search: _Search, start: tuple, given, mask, divisor, limit
     batch = tf.shape(start[1])[0]
 
     def cond(t, last, alive_ids, alive_log_probs, state, coverage, fin):
-        any_alive = tf.reduce_any(alive_log_probs > _NEG_INF / 2)
-        bound = tf.reduce_max(alive_log_probs, axis=1) / divisor
-        can_improve = tf.reduce_any(bound > tf.reduce_min(fin["scores"], axis=1))
-        return (t < limit) & any_alive & can_improve
+        searching = _searching(alive_log_probs, fin["scores"], divisor, search.n_best)
+        return (t < limit) & tf.reduce_any(searching)
 
     def body(*loop_vars):
         return _advance(search, *loop_vars, given, mask, batch)
@@ -229,6 +243,7 @@ def _leaving_loop(search: _Search, start: tuple, given, mask, divisor, limit, st
         the finished set, with only the steps that ran.
     """
     _, last, alive_ids, alive_log_probs, state, coverage, finished = start
+    invariant, state = _split_invariant(state, search.beam_invariant)
     sentences = {
         "index": tf.range(tf.shape(last)[0]),
         "last": last,
@@ -237,6 +252,7 @@ def _leaving_loop(search: _Search, start: tuple, given, mask, divisor, limit, st
         "fin": finished,
         "given": given,
         "divisor": divisor,
+        "invariant": invariant,  # one row per sentence
     }
     rows = {"state": state, "coverage": coverage}
     if search.coverage:
@@ -246,17 +262,21 @@ def _leaving_loop(search: _Search, start: tuple, given, mask, divisor, limit, st
         return (t < limit) & (tf.size(sentences["index"]) > 0)
 
     def body(t, sentences, rows, results):
+        state = rows["state"]
+        if sentences["invariant"]:
+            state = {**state, **sentences["invariant"]}
         t, last, alive_ids, alive_log_probs, state, coverage, fin = _advance(
             search, t, sentences["last"], sentences["ids"], sentences["log_probs"],
-            rows["state"], rows["coverage"], sentences["fin"], sentences["given"],
+            state, rows["coverage"], sentences["fin"], sentences["given"],
             rows.get("mask"), tf.shape(sentences["index"])[0],
         )  # fmt: skip
+        _, state = _split_invariant(state, search.beam_invariant)
         sentences = {
             **sentences, "last": last, "ids": alive_ids, "log_probs": alive_log_probs,
             "fin": fin,
         }  # fmt: skip
         rows = {**rows, "state": state, "coverage": coverage}
-        searching = _searching(alive_log_probs, fin["scores"], sentences["divisor"])
+        searching = _searching(alive_log_probs, fin["scores"], sentences["divisor"], search.n_best)
 
         def leave():
             done = ~searching
@@ -311,10 +331,11 @@ def beam_search(
     reaches its sequence's max length) moves to the finished set, ranked by
     log_prob / length_penalty + coverage_penalty, and never grows again; its
     live slot is dropped. A sentence's search is over when it has no live
-    hypothesis left or no live one can still beat the worst of its `beam_size`
+    hypothesis left or no live one can still beat the `n_best`-th best of its
     finished ones (log probabilities only fall, and the coverage penalty is at
-    most 0): nothing it could still produce would enter its results. With
-    beam_size 1 this is greedy search exactly.
+    most 0): nothing it could still produce would enter the n best it returns,
+    so asking for fewer hypotheses ends the search sooner and changes none of
+    them. With beam_size 1 this is greedy search exactly.
 
     With dynamic shapes (`max_steps` None) a sentence whose search is over
     leaves the working batch (`_leaving_loop`), so later steps run `step_fn` on
@@ -332,8 +353,11 @@ def beam_search(
             (finished sentences then stay in the batch).
         beam_invariant: top-level state entries that are the same for every beam of
             a sequence and never change (the model says which: encoder memory, its
-            attention keys and mask): tiled once, never reordered, which saves the
-            largest gathers (they still leave with their sentence).
+            attention keys and mask): never tiled nor reordered, which saves the
+            largest gathers and lets attention read a sentence's memory once for all
+            its beams. `step_fn` then gets them with one row per sentence, the other
+            entries with `beam` rows per sentence, each sentence's together (they
+            still leave with their sentence).
         start_id, end_id, pad_id: see `sampling.decode`.
         alignment_fn: `state -> [batch * beam, src_len]` attention weights.
         source_mask: `[batch, src_len]` bool, the real source positions (coverage).
@@ -350,9 +374,15 @@ def beam_search(
     ends = prompted + max_lengths
     limit = tf.reduce_max(ends)
     steps = limit if max_steps is None else max_steps
+    n_best = _static_or_tensor(n_best)
+    n_best = (
+        min(n_best, beam_size)
+        if isinstance(n_best + beam_size, int)
+        else tf.minimum(n_best, beam_size)
+    )
     search = _Search(
         step_fn, beam_size, length_penalty_alpha, coverage_penalty_beta, end_id, pad_id,
-        beam_invariant, alignment_fn, prompt is not None, tf.range(steps),
+        beam_invariant, alignment_fn, prompt is not None, n_best, tf.range(steps),
     )  # fmt: skip
     if search.coverage and (alignment_fn is None or source_mask is None):
         raise ValueError("the coverage penalty needs alignment_fn and source_mask")
@@ -365,7 +395,9 @@ def beam_search(
     if prompt is not None:
         given["prompt"] = tf.convert_to_tensor(prompt)
     src_len = tf.shape(source_mask)[1] if search.coverage else 1
-    start = _first_loop_vars(initial_state, batch, beam_size, steps, src_len, start_id, pad_id)
+    start = _first_loop_vars(
+        initial_state, beam_invariant, batch, beam_size, steps, src_len, start_id, pad_id
+    )
     loop = _whole_batch_loop if max_steps is not None else _leaving_loop
     fin = loop(
         search,
@@ -376,12 +408,6 @@ def beam_search(
         length_penalty(max_lengths, length_penalty_alpha),
         limit,
         steps,
-    )
-    n_best = _static_or_tensor(n_best)
-    n_best = (
-        min(n_best, beam_size)
-        if isinstance(n_best + beam_size, int)
-        else tf.minimum(n_best, beam_size)
     )
     return Hypotheses(
         ids=fin["ids"][:, :n_best],

@@ -133,3 +133,21 @@ def test_config_round_trip(kind):
     attention = make_attention(kind, 6)
     clone = type(attention).from_config(attention.get_config())
     assert clone.get_config() == attention.get_config()
+
+
+@pytest.mark.parametrize("kind", ATTENTION_TYPES)
+def test_grouped_queries_over_one_memory_equal_the_memory_tiled_per_query(kind):
+    rng = np.random.default_rng(5)
+    batch, group, width = 3, 4, 6
+    memory = tf.constant(rng.normal(size=(batch, 5, width)), tf.float32)
+    mask = tf.sequence_mask([5, 2, 3], 5)
+    query = tf.constant(rng.normal(size=(batch * group, width)), tf.float32)
+    attention = make_attention(kind, width)
+    attention.build((None, None, width))
+    keys = attention.prepare(memory)
+    grouped = attention.call_grouped(query, keys, memory, mask)
+    tile = lambda t: tf.repeat(t, group, axis=0)  # noqa: E731
+    tiled = attention(query, tile(keys), tile(memory), tile(mask))
+    for got, expected in zip(grouped, tiled):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert np.all(grouped[1].numpy()[~tile(mask).numpy()] == 0.0)

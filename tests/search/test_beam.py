@@ -4,7 +4,7 @@ and with a small random model (brute force for the best hypothesis)."""
 import numpy as np
 import pytest
 import tensorflow as tf
-from support import history_step, make_seq2seq, random_table, scripted_step, table_step
+from support import history_step, make_seq2seq, random_table, table_step
 
 from seq2seq_tf import search
 from seq2seq_tf.data.vocab import BOS_ID, EOS_ID, PAD_ID
@@ -110,25 +110,29 @@ def test_wide_beam_finds_the_exhaustive_best_and_nbest_is_sorted_and_distinct():
         assert len(hyps) == 5 or len({tuple(seq) for _, seq in expected[:5]}) < 5
 
 
-def step_fn_with_state(step_fn):
-    """Adapts scripted_step to a per-row state (beam search tiles and gathers it)."""
+def scripted_rows_step(script):
+    """A step that emits script[s][t] with probability ~1 at step t, s the row's sentence
+    (a per-row state value, so it follows its sentence when search gathers or drops rows)."""
+    script = tf.constant(script, tf.int32)  # sentences x steps
 
-    def adapted(ids, state):
-        logits, _ = step_fn(ids, {"t": state["t"][0]})
-        repeat = tf.shape(ids)[0] // tf.shape(logits)[0]
-        return tf.repeat(logits, repeat, axis=0), {"t": state["t"] + 1}
+    def step_fn(ids, state):
+        t = tf.minimum(state["t"], script.shape[1] - 1)
+        token = tf.gather_nd(script, tf.stack([state["sentence"], t], axis=-1))
+        return tf.one_hot(token, VOCAB) * 3.0, {**state, "t": state["t"] + 1}
 
-    return adapted
+    return step_fn
 
 
 def test_finished_hypotheses_never_grow():
     # Sentence 0 prefers EOS at once; it must stay a 0-piece hypothesis with that score.
-    step_fn = scripted_step(VOCAB, [[EOS_ID, 5, 5, 5], [5, 6, EOS_ID, 5]])
-    beam = search.beam_search(
-        step_fn_with_state(step_fn), {"t": tf.zeros([2], tf.int32)}, [4, 4], 2, **IDS
-    )
-    assert int(beam.lengths[0, 0]) == 0 and int(beam.lengths[1, 0]) == 2
-    np.testing.assert_array_equal(beam.ids[1, 0, :3], [5, 6, EOS_ID])
+    state = {"t": tf.zeros([2], tf.int32), "sentence": tf.range(2)}
+    for n_best in (1, 2):
+        beam = search.beam_search(
+            scripted_rows_step([[EOS_ID, 5, 5, 5], [5, 6, EOS_ID, 5]]), state, [4, 4], 2,
+            n_best=n_best, **IDS,
+        )  # fmt: skip
+        assert int(beam.lengths[0, 0]) == 0 and int(beam.lengths[1, 0]) == 2
+        np.testing.assert_array_equal(beam.ids[1, 0, :3], [5, 6, EOS_ID])
 
 
 # --- Coverage penalty: read through alignment_fn and source_mask only. -------------------
@@ -317,11 +321,17 @@ def _finishing_step(table, watch=None):
         if watch is not None:
             watch.append(int(tf.shape(ids)[0]))
         logits, _ = step(ids, state)
-        late = tf.where(state["t"] >= state["end_at"], 8.0, -8.0)
-        logits += late[:, None] * tf.one_hot(EOS_ID, VOCAB) + state["memory"]
+        late = tf.where(state["t"] >= _per_row(state["end_at"], ids), 8.0, -8.0)
+        logits += late[:, None] * tf.one_hot(EOS_ID, VOCAB) + _per_row(state["memory"], ids)
         return logits, {**state, "t": state["t"] + 1}
 
     return step_fn
+
+
+def _per_row(entry, ids):
+    """A state entry `[sentences, ...]` (beam-invariant: one row per sentence) or `[rows,
+    ...]` as one row per row of `ids` (a sentence's beams are consecutive rows)."""
+    return tf.repeat(entry, tf.shape(ids)[0] // tf.shape(entry)[0], axis=0)
 
 
 END_AT = [0, 9, 3, 6, 1]  # sentence 0 ends at once, sentence 1 runs to its budget
@@ -475,3 +485,43 @@ def test_an_attention_model_searches_the_same_with_and_without_leaving():
     leaving = search.beam_search(model.step, state, budget, 3, 0.6, 0.3, 3, **kwargs)
     static = search.beam_search(model.step, state, budget, 3, 0.6, 0.3, 3, 7, **kwargs)
     _assert_same_hypotheses(leaving, static)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.8])
+def test_asking_for_fewer_hypotheses_ends_the_search_sooner_and_changes_none(alpha):
+    table, beam = random_table(VOCAB, 9), 4
+
+    def run(n_best, watch, max_steps=None):
+        return search.beam_search(
+            _finishing_step(table, watch), _finishing_state(list(range(len(END_AT)))),
+            LATE_BUDGET, beam, alpha, n_best=n_best, max_steps=max_steps, **IDS,
+        )  # fmt: skip
+
+    every_row, top_rows = [], []
+    every = run(beam, every_row)
+    for n_best in (1, 2):
+        rows = []
+        fewer = run(n_best, rows)
+        _assert_same_hypotheses(fewer, _sliced(every, n_best))
+        _assert_same_hypotheses(run(n_best, [], STATIC_STEPS), fewer)  # static shapes too
+        if n_best == 1:
+            top_rows = rows
+    assert sum(top_rows) < sum(every_row)  # the search did stop sooner
+
+
+def _sliced(hyps, n):
+    return search.Hypotheses(*(None if t is None else t[:, :n] for t in hyps))
+
+
+def test_an_attention_model_returns_the_same_best_hypothesis_for_any_n_best():
+    model = _random_model(seed=8)
+    state = model.initial_state(SOURCES)
+    kwargs = dict(beam_invariant=model.beam_invariant, **_coverage(model, SOURCES), **IDS)
+    every = search.beam_search(model.step, state, [5, 7, 6], 4, 0.6, 0.3, 4, **kwargs)
+    best = search.beam_search(model.step, state, [5, 7, 6], 4, 0.6, 0.3, 1, **kwargs)
+    _assert_same_hypotheses(best, _sliced(every, 1))
+    n = tf.constant(2)  # n as a tensor, as translate_nbest passes it
+    two = tf.function(
+        lambda: search.beam_search(model.step, state, [5, 7, 6], 4, 0.6, 0.3, n, **kwargs)
+    )()
+    _assert_same_hypotheses(two, _sliced(every, 2))
