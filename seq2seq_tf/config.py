@@ -51,6 +51,9 @@ model.bridge                      encoder final state -> decoder initial state: 
                                   dense (of the final states) | mean (of the memory values)
 model.dropout                     dropout on embeddings and between layers
 model.recurrent_dropout           variational dropout on h_{t-1} in every recurrent layer
+model.word_dropout                in training, each decoder input token becomes UNK with this
+                                  probability (weakens the previous-word path: the output must
+                                  lean on the source, the image or the longer context)
 model.target_vocab_only           the output layer scores only the pieces of the training targets
                                   (and PAD/UNK/BOS/EOS); the rest get -inf: exact, cheaper. A
                                   workdir trained without it keeps its full output layer
@@ -224,6 +227,7 @@ def _model_group() -> ml_collections.ConfigDict:
             bridge="copy",
             dropout=0.3,
             recurrent_dropout=0.0,
+            word_dropout=0.0,
             target_vocab_only=False,
         )
     )
@@ -456,6 +460,7 @@ def _validate_model(m: ml_collections.ConfigDict) -> None:
             "needs attention_units == embedding_dim",
         )
     _require(0.0 <= m.recurrent_dropout < 1.0, "model.recurrent_dropout", "must be in [0, 1)")
+    _require(0.0 <= m.word_dropout < 1.0, "model.word_dropout", "must be in [0, 1)")
 
 
 def _validate_attention_decoder(m: ml_collections.ConfigDict) -> None:
@@ -566,6 +571,7 @@ def _validate_language_model(config: ml_collections.ConfigDict, need_data: bool)
         )
     _require(0.0 <= m.dropout < 1.0, "model.dropout", "must be in [0, 1)")
     _require(0.0 <= m.recurrent_dropout < 1.0, "model.recurrent_dropout", "must be in [0, 1)")
+    _require(0.0 <= m.word_dropout < 1.0, "model.word_dropout", "must be in [0, 1)")
     _require(
         config.train.strategy == "default",
         "train.strategy",

@@ -46,6 +46,7 @@ def test_unknown_field_in_config_file_names_the_field():
         ("model.bridge", "sideways", "model.bridge"),
         ("model.attention", "cosine", "model.attention"),
         ("model.dropout", 1.5, "model.dropout"),
+        ("model.word_dropout", 1.0, "model.word_dropout"),
         ("train.lr_schedule", "zigzag", "train.lr_schedule"),
         ("data.bucket_boundaries", (5, 3), "data.bucket_boundaries"),
         ("model.encoder_units", 100, "model.bridge"),  # copy bridge needs matching sizes

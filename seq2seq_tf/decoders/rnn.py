@@ -79,6 +79,9 @@ class RNNDecoder(keras.layers.Layer):
         of a full output layer with them masked, at K / vocab of its cost.
     context_gate: multiply the attention context by sigmoid(W q + b), q the query
         (Show, Attend and Tell's gate beta_t, here one gate per memory channel).
+    word_dropout: in training, each input token of `forward` becomes UNK with this
+        probability (Bowman et al., 2016), so predictions cannot lean on the previous
+        word alone.
     **kwargs: forwarded to `keras.layers.Layer`.
     """
 
@@ -101,6 +104,7 @@ class RNNDecoder(keras.layers.Layer):
         recurrent_dropout: float = 0.0,
         context_gate: bool = False,
         output_ids: tuple[int, ...] | None = None,
+        word_dropout: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -124,6 +128,11 @@ class RNNDecoder(keras.layers.Layer):
         self.placement = placement
         self.recurrent_dropout = recurrent_dropout
         self.context_gate = context_gate and attends
+        if not 0.0 <= word_dropout < 1.0:
+            raise ValueError(f"word_dropout must be in [0, 1), got {word_dropout}")
+        self.word_dropout = float(word_dropout)
+        if self.word_dropout > 0:  # only then: dropout-free decoders keep their variables
+            self.word_seed = keras.random.SeedGenerator(name="word_dropout_seed")
         self.output_dim = attention_units if attends else units  # width of the features
         if tie_embeddings and self.output_dim != embedding_dim:
             raise ValueError(
@@ -277,7 +286,7 @@ class RNNDecoder(keras.layers.Layer):
             z = embedded
         return first.recurrent_step(z, list(states), mask, kernels.product("recurrent_0"))
 
-    def _attend(self, query, state, grouped: bool):
+    def _attend(self, query, state, grouped: bool = False):
         """Context and weights for `query`; `grouped`: the memory entries are per sentence
         and the query's rows are each sentence's beams together (search)."""
         attend = self.attention.call_grouped if grouped else self.attention
@@ -416,6 +425,9 @@ class RNNDecoder(keras.layers.Layer):
             Padded steps advance the state like real ones; a caller that carries
             the state across windows feeds unpadded windows.
         """
+        if training and self.word_dropout > 0:
+            drop = keras.random.uniform(ops.shape(ids), seed=self.word_seed) < self.word_dropout
+            ids = ops.where(drop, ops.cast(UNK_ID, ids.dtype), ids)
         # Embedded time-major from transposed ids: transposing the (much wider)
         # projected embeddings, and back in the gradient, cost two passes.
         embedded = self._embed(tf.transpose(ids), training)  # steps x batch x gates
@@ -461,4 +473,5 @@ class RNNDecoder(keras.layers.Layer):
             "recurrent_dropout": self.recurrent_dropout,
             "output_ids": self.output_ids,
             "context_gate": self.context_gate,
+            "word_dropout": self.word_dropout,
         }

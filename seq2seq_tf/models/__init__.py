@@ -62,6 +62,7 @@ def build_model(
         embedding=shared,
         placement=config.attention_placement,
         recurrent_dropout=config.recurrent_dropout,
+        word_dropout=config.word_dropout,
         output_ids=tuple(output_ids or ()) or None,
         name="decoder",
     )

@@ -196,6 +196,7 @@ def build_captioner(config: ml_collections.ConfigDict, vocab_size: int, pad_id: 
         tie_embeddings=m.tie_embeddings,
         placement=m.attention_placement,
         recurrent_dropout=m.recurrent_dropout,
+        word_dropout=m.word_dropout,
         context_gate=bool(caption.context_gate) and attend,
         name="decoder",
     )

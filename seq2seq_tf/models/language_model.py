@@ -104,6 +104,7 @@ def build_language_model(model_config, vocab_size: int) -> LanguageModel:
         residual=model_config.decoder_residual,
         tie_embeddings=model_config.tie_embeddings,
         recurrent_dropout=model_config.recurrent_dropout,
+        word_dropout=model_config.word_dropout,
         name="decoder",
     )
     return LanguageModel(decoder, name="language_model")

@@ -322,3 +322,35 @@ def test_step_features_output_weights_and_input_table_make_the_steps_logits(tie)
         tf.gather(logits, [7, 20, 3], axis=1),
         atol=1e-5,
     )
+
+
+def test_word_dropout_turns_training_inputs_into_unk_and_leaves_inference_alone():
+    kwargs = dict(attention_type=None, name="decoder")
+    decoder = RNNDecoder(30, 8, 1, 12, word_dropout=0.5, **kwargs)
+    plain = RNNDecoder(30, 8, 1, 12, **kwargs)
+    for layer in (decoder, plain):
+        layer.build()
+    for mine, theirs in zip(plain.trainable_weights, decoder.trainable_weights):
+        mine.assign(theirs)
+    ids = np.random.default_rng(0).integers(4, 30, size=(2, 8)).astype("int32")
+    state = decoder.initial_state(2)
+    features = decoder.forward(tf.constant(ids), state, training=False)[0]
+    np.testing.assert_array_equal(features, plain.forward(tf.constant(ids), state)[0])
+    trained = decoder.forward(tf.constant(ids), state, training=True)[0].numpy()
+    # Rebuild which inputs were dropped, step by step: each step's features equal the
+    # plain decoder's on the prefix found so far plus the token or UNK, never both.
+    seen = np.zeros_like(ids)
+    for t in range(ids.shape[1]):
+        matches = []
+        for token in (ids[:, t], np.full(2, rnn.UNK_ID, "int32")):
+            seen[:, t] = token
+            step = plain.forward(tf.constant(seen[:, : t + 1]), state)[0][t].numpy()
+            matches.append(np.isclose(step, trained[t], atol=1e-6).all(axis=-1))
+        kept, dropped = matches
+        assert np.all(kept ^ dropped)
+        seen[:, t] = np.where(dropped, rnn.UNK_ID, ids[:, t])
+    assert 0 < np.mean(seen == rnn.UNK_ID) < 1
+    np.testing.assert_allclose(trained, plain.forward(tf.constant(seen), state)[0], atol=1e-6)
+    with pytest.raises(ValueError, match="word_dropout"):
+        RNNDecoder(30, 8, 1, 12, word_dropout=1.0, **kwargs)
+    assert RNNDecoder.from_config(decoder.get_config()).word_dropout == 0.5
