@@ -26,6 +26,11 @@ def _static_or_tensor(value):
     return int(static) if static is not None else tf.convert_to_tensor(value, tf.int32)
 
 
+def _at_most(n, bound):
+    """min(n, bound), a Python int where both are (static shapes), else a tensor."""
+    return min(n, bound) if isinstance(n + bound, int) else tf.minimum(n, bound)
+
+
 def _tile(tensor, beam_size):
     """`[batch, ...]` -> `[batch * beam, ...]`, each row repeated beam times."""
     return tf.repeat(tensor, beam_size, axis=0)
@@ -374,12 +379,7 @@ def beam_search(
     ends = prompted + max_lengths
     limit = tf.reduce_max(ends)
     steps = limit if max_steps is None else max_steps
-    n_best = _static_or_tensor(n_best)
-    n_best = (
-        min(n_best, beam_size)
-        if isinstance(n_best + beam_size, int)
-        else tf.minimum(n_best, beam_size)
-    )
+    n_best = _at_most(_static_or_tensor(n_best), beam_size)
     search = _Search(
         step_fn, beam_size, length_penalty_alpha, coverage_penalty_beta, end_id, pad_id,
         beam_invariant, alignment_fn, prompt is not None, n_best, tf.range(steps),
