@@ -7,7 +7,10 @@ skew. Ids are fixed: 0 pad, 1 unk, 2 bos, 3 eos.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -15,12 +18,19 @@ import sentencepiece as spm
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from seq2seq_tf.errors import MissingFileError
+from seq2seq_tf.errors import MissingFileError, UserError
 
 PAD_ID = 0
 UNK_ID = 1
 BOS_ID = 2
 EOS_ID = 3
+
+
+_TRAIN_IN_CHILD = (
+    "import json, sys\n"
+    "import sentencepiece\n"
+    "sentencepiece.SentencePieceTrainer.train(**json.loads(sys.argv[1]))\n"
+)
 
 
 def train_sentencepiece(
@@ -41,7 +51,7 @@ def train_sentencepiece(
         if not os.path.isfile(path):
             raise MissingFileError(f"SentencePiece training input not found: {path}")
     os.makedirs(os.path.dirname(os.path.abspath(model_prefix)), exist_ok=True)
-    spm.SentencePieceTrainer.train(
+    options = dict(
         input=",".join(inputs),
         model_prefix=model_prefix,
         vocab_size=vocab_size,
@@ -57,6 +67,19 @@ def train_sentencepiece(
         user_defined_symbols=list(user_defined_symbols),
         minloglevel=2,
     )
+    # The trainer runs in a child process that never imports TensorFlow: trained in a
+    # process that has TensorFlow loaded it is known to crash (google/sentencepiece#813),
+    # and a training run of ours that had trained its vocabulary in-process later
+    # aborted in malloc ("mismatching next->prev_size").
+    child = subprocess.run(
+        [sys.executable, "-c", _TRAIN_IN_CHILD, json.dumps(options)],
+        capture_output=True,
+        text=True,
+    )
+    if child.returncode != 0:
+        lines = [line for line in child.stderr.strip().splitlines() if line.strip()]
+        reason = lines[-1] if lines else f"exit status {child.returncode}"
+        raise UserError(f"SentencePiece training on {options['input']} failed: {reason}")
     return model_prefix + ".model"
 
 

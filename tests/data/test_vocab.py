@@ -1,10 +1,15 @@
 """SentencePiece: the in-graph op agrees with the library, special ids are checked."""
 
+import json
+import subprocess
+import sys
+
 import pytest
 import sentencepiece as spm
 import tensorflow as tf
 
 from seq2seq_tf.data import vocab
+from seq2seq_tf.errors import UserError
 
 
 def test_in_graph_tokenizer_matches_sentencepiece(toy_data):
@@ -17,9 +22,10 @@ def test_in_graph_tokenizer_matches_sentencepiece(toy_data):
 
 
 def test_model_with_other_special_ids_is_rejected(toy_data, tmp_path):
-    prefix = str(tmp_path / "other")
-    spm.SentencePieceTrainer.train(
-        input=toy_data["train_src"], model_prefix=prefix, vocab_size=100, minloglevel=2
+    prefix = str(tmp_path / "other")  # the library's default ids; trained as vocab does
+    options = {"input": toy_data["train_src"], "model_prefix": prefix, "vocab_size": 100}
+    subprocess.run(
+        [sys.executable, "-c", vocab._TRAIN_IN_CHILD, json.dumps(options)], check=True
     )
     with pytest.raises(ValueError, match="other.model: special ids"):
         vocab.read_model_proto(prefix + ".model")
@@ -32,3 +38,12 @@ def test_missing_or_garbage_model_named(tmp_path):
     garbage.write_bytes(b"not a model")
     with pytest.raises(ValueError, match="garbage.model is not a SentencePiece model"):
         vocab.read_model_proto(str(garbage))
+
+
+def test_training_runs_apart_from_tensorflow_and_a_failure_is_one_line(toy_data, tmp_path):
+    model = vocab.train_sentencepiece([toy_data["train_src"]], str(tmp_path / "sp"), 50)
+    assert vocab.vocab_size_of(model) == 50
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(UserError, match="SentencePiece training on .*empty.txt failed: "):
+        vocab.train_sentencepiece([str(empty)], str(tmp_path / "none"), 50)
