@@ -24,9 +24,7 @@ def test_in_graph_tokenizer_matches_sentencepiece(toy_data):
 def test_model_with_other_special_ids_is_rejected(toy_data, tmp_path):
     prefix = str(tmp_path / "other")  # the library's default ids; trained as vocab does
     options = {"input": toy_data["train_src"], "model_prefix": prefix, "vocab_size": 100}
-    subprocess.run(
-        [sys.executable, "-c", vocab._TRAIN_IN_CHILD, json.dumps(options)], check=True
-    )
+    subprocess.run([sys.executable, "-c", vocab._TRAIN_IN_CHILD, json.dumps(options)], check=True)
     with pytest.raises(ValueError, match="other.model: special ids"):
         vocab.read_model_proto(prefix + ".model")
 
