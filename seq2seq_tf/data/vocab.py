@@ -51,7 +51,7 @@ def train_sentencepiece(
         if not os.path.isfile(path):
             raise MissingFileError(f"SentencePiece training input not found: {path}")
     os.makedirs(os.path.dirname(os.path.abspath(model_prefix)), exist_ok=True)
-    options = dict(
+    run_trainer(
         input=",".join(inputs),
         model_prefix=model_prefix,
         vocab_size=vocab_size,
@@ -67,10 +67,17 @@ def train_sentencepiece(
         user_defined_symbols=list(user_defined_symbols),
         minloglevel=2,
     )
-    # The trainer runs in a child process that never imports TensorFlow: trained in a
-    # process that has TensorFlow loaded it is known to crash (google/sentencepiece#813),
-    # and a training run of ours that had trained its vocabulary in-process later
-    # aborted in malloc ("mismatching next->prev_size").
+    return model_prefix + ".model"
+
+
+def run_trainer(**options) -> None:
+    """`SentencePieceTrainer.train(**options)` in a child process that never imports
+    TensorFlow: trained in a process that has TensorFlow loaded it is known to crash
+    (google/sentencepiece#813), and a training run of ours that had trained its
+    vocabulary in-process later aborted in malloc ("mismatching next->prev_size").
+
+    Raises UserError with the trainer's last message when it fails.
+    """
     child = subprocess.run(
         [sys.executable, "-c", _TRAIN_IN_CHILD, json.dumps(options)],
         capture_output=True,
@@ -79,8 +86,7 @@ def train_sentencepiece(
     if child.returncode != 0:
         lines = [line for line in child.stderr.strip().splitlines() if line.strip()]
         reason = lines[-1] if lines else f"exit status {child.returncode}"
-        raise UserError(f"SentencePiece training on {options['input']} failed: {reason}")
-    return model_prefix + ".model"
+        raise UserError(f"SentencePiece training on {options.get('input')} failed: {reason}")
 
 
 def read_model_proto(path: str) -> bytes:

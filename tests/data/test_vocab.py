@@ -1,9 +1,5 @@
 """SentencePiece: the in-graph op agrees with the library, special ids are checked."""
 
-import json
-import subprocess
-import sys
-
 import pytest
 import sentencepiece as spm
 import tensorflow as tf
@@ -22,9 +18,8 @@ def test_in_graph_tokenizer_matches_sentencepiece(toy_data):
 
 
 def test_model_with_other_special_ids_is_rejected(toy_data, tmp_path):
-    prefix = str(tmp_path / "other")  # the library's default ids; trained as vocab does
-    options = {"input": toy_data["train_src"], "model_prefix": prefix, "vocab_size": 100}
-    subprocess.run([sys.executable, "-c", vocab._TRAIN_IN_CHILD, json.dumps(options)], check=True)
+    prefix = str(tmp_path / "other")  # the library's default special ids
+    vocab.run_trainer(input=toy_data["train_src"], model_prefix=prefix, vocab_size=100)
     with pytest.raises(ValueError, match="other.model: special ids"):
         vocab.read_model_proto(prefix + ".model")
 
