@@ -22,7 +22,8 @@ With `--compare=name=DIR,name=DIR:shortlist,...`, exports of one model with
 different search speed-ups (`export --target_vocab --shortlist_k --input_table`)
 are timed back to back instead, in alternating rounds at `--compare_batch`, each
 against the first: sent/s and the ratio (median of the rounds), sacreBLEU against
-`--reference`, and how many translations are identical to the first's. A `:shortlist`
+`--reference`, and how many translations are identical to the first's; with
+`--vs_opennmt` as well, every compared export then alternates with the peer. A `:shortlist`
 or `:full` suffix calls `translate_options` with the shortlist on or off; for an
 export with a shortlist the mean union size per batch and the share of the
 reference pieces inside their batch's union are printed too. For an `--xla_search`
@@ -142,9 +143,11 @@ def opennmt_translate(workdir: Path, beam: int, batch_size: int) -> tuple[list[s
     return [pieces.decode(line.split()) for line in lines], float(seconds.group(1))
 
 
-def _versus_opennmt(fn, lines: list[str]) -> None:
-    """Ours and the peer's, alternating `--vs_rounds` times, greedy and beam 5 at batch 32.
+def _versus_opennmt(models: list[tuple[str, object, dict]], lines: list[str]) -> None:
+    """Each of ours then the peer's, `--vs_rounds` times, greedy and beam 5 at batch 32.
 
+    models: (name, signature, extra arguments); several exports (`--compare`) are
+    timed in the same alternation, so each one's ratio is against the same peer runs.
     The peer's speed varies from run to run by up to 2x on these machines (beam 5: 24
     and 48 sent/s in runs minutes apart), so besides the ratio of the means it prints
     the ratio of medians and the one against the peer's fastest run (the cautious one).
@@ -152,31 +155,34 @@ def _versus_opennmt(fn, lines: list[str]) -> None:
     workdir = Path(_PEER_DIR.value)
     if not (workdir / "run/checkpoint").exists():
         raise app.UsageError(f"--opennmt_workdir {workdir} has no trained peer: run.sh WORKDIR N")
-    refs = read_text(_REFERENCE.value) if _REFERENCE.value else None
+    refs = read_text(_REFERENCE.value)[: len(lines)] if _REFERENCE.value else None
     print("\nvs OpenNMT-tf, batch 32 (sent/s; mean words per output; sacreBLEU)")
     for beam in (1, 5):
-        ours, peer = [], []
+        ours = {name: [] for name, *_ in models}
+        outputs = {}
+        peer = []
         # Untimed first: the peer's first run after training ran at half speed (its
         # greedy 48.5 sent/s, then 96.9, 112.2 and 96.9 in the 2026-12-02 runs).
         opennmt_translate(workdir, beam, 32)
         for round_ in range(1, _VS_ROUNDS.value + 1):
-            hyps, seconds = translate(fn, lines, 32, beam)
-            ours.append(len(lines) / seconds)
-            peer_hyps, peer_seconds = opennmt_translate(workdir, beam, 32)
-            peer.append(len(peer_hyps) / peer_seconds)
-            print(
-                f"beam {beam} round {round_}: seq2seq_tf {ours[-1]:6.1f} | "
-                f"OpenNMT-tf {peer[-1]:6.1f} sent/s"
-            )
-        for name, out in (("seq2seq_tf", hyps), ("OpenNMT-tf", peer_hyps)):
+            for name, fn, extra in models:
+                outputs[name], seconds = translate(fn, lines, 32, beam, extra)
+                ours[name].append(len(lines) / seconds)
+            outputs["OpenNMT-tf"], peer_seconds = opennmt_translate(workdir, beam, 32)
+            peer.append(len(outputs["OpenNMT-tf"]) / peer_seconds)
+            mine = " | ".join(f"{name} {ours[name][-1]:6.1f}" for name, *_ in models)
+            print(f"beam {beam} round {round_}: {mine} | OpenNMT-tf {peer[-1]:6.1f} sent/s")
+        for name, out in outputs.items():
             words = np.mean([len(h.split()) for h in out])
             bleu = f"  sacreBLEU {sacrebleu.corpus_bleu(out, [refs]).score:.2f}" if refs else ""
             print(f"  {name}: {words:.2f} words per output{bleu}")
-        print(
-            f"beam {beam} ratio vs OpenNMT-tf (sent/s): {np.mean(ours) / np.mean(peer):.2f}"
-            f" (of medians {np.median(ours) / np.median(peer):.2f}; against the peer's"
-            f" fastest run {np.median(ours) / np.max(peer):.2f})"
-        )
+        for name, speeds in ours.items():
+            print(
+                f"beam {beam} {name} ratio vs OpenNMT-tf (sent/s): "
+                f"{np.mean(speeds) / np.mean(peer):.2f} (of medians "
+                f"{np.median(speeds) / np.median(peer):.2f}; against the peer's fastest run "
+                f"{np.median(speeds) / np.max(peer):.2f})"
+            )
 
 
 def _compared_models() -> list[tuple[str, object, dict, object]]:
@@ -196,6 +202,8 @@ def _compared_models() -> list[tuple[str, object, dict, object]]:
         else:
             fn, extra = loaded.signatures["translate_nbest"], {}
         models.append((name, fn, extra, loaded if switch == "shortlist" else None))
+    if not models:
+        raise app.UsageError("--compare names no export")
     return models
 
 
@@ -216,9 +224,8 @@ def _union_report(loaded, lines: list[str], references: list[str], batch_size: i
     return f"; shortlist union {size:.0f} pieces per batch{share}"
 
 
-def _compare(lines: list[str]) -> None:
+def _compare(models: list[tuple[str, object, dict, object]], lines: list[str]) -> None:
     """Exports of one model with different speed-ups, alternating, each vs the first."""
-    models = _compared_models()
     refs = read_text(_REFERENCE.value)[: len(lines)] if _REFERENCE.value else []
     batch = _COMPARE_BATCH.value
     print(f"\n{len(models)} exports, batch {batch}, median of {_ROUNDS.value} alternating rounds")
@@ -248,7 +255,10 @@ def main(argv):
     if _COMPARE.value:
         lines = read_text(_INPUT.value)[: _LIMIT.value]
         print(f"{len(lines)} sentences from {_INPUT.value}")
-        _compare(lines)
+        models = _compared_models()
+        _compare(models, lines)
+        if _VS_OPENNMT.value:
+            _versus_opennmt([model[:3] for model in models], lines)
         return
     path = resolve_saved_model(_MODEL.value)
     fn = tf.saved_model.load(path).signatures["translate_nbest"]
@@ -263,7 +273,7 @@ def main(argv):
             greedy = greedy or sents
             print(f"{batch:>5} {beam:>4} {sents:>9.1f} {words:>9.1f} {sents / greedy:>9.2f}")
     if _VS_OPENNMT.value:
-        _versus_opennmt(fn, lines)
+        _versus_opennmt([("seq2seq_tf", fn, {})], lines)
 
 
 if __name__ == "__main__":
