@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -85,6 +86,16 @@ def _merge_finished(finished: dict, ended_now: dict, beam_size) -> dict:
     return {k: tf.gather(v, keep, batch_dims=1) for k, v in merged.items()}
 
 
+def _merge_one(finished: dict, ended_now: dict) -> dict:
+    """`_merge_finished` at beam 1: the candidate replaces the finished entry only if it
+    scores higher (top_k keeps the first of equals, the finished one)."""
+    better = ended_now["scores"] > finished["scores"]  # batch x 1
+    return {
+        k: tf.where(tf.reshape(better, [-1] + [1] * (v.shape.rank - 1)), ended_now[k], v)
+        for k, v in finished.items()
+    }
+
+
 def _searching(alive_log_probs, finished_scores, bound_divisor, n_best):
     """`[batch]` bool: the sentences whose search is not over, those with a live hypothesis
     that can still beat the `n_best`-th best of their finished ones (log probabilities only
@@ -129,6 +140,11 @@ class _Search(NamedTuple):
     def coverage(self) -> bool:
         return self.beta > 0
 
+    @property
+    def greedy(self) -> bool:
+        """Width 1 known while tracing: `_advance` then skips the beam bookkeeping."""
+        return isinstance(self.beam_size, int) and self.beam_size == 1
+
 
 def _advance(
     search: _Search, t, last, alive_ids, alive_log_probs, state, coverage, fin, given, mask, batch
@@ -146,16 +162,21 @@ def _advance(
         )
     candidates = alive_log_probs[:, :, None] + tf.reshape(log_probs, [batch, beam_size, -1])
     top_log_probs, top_index = tf.math.top_k(tf.reshape(candidates, [batch, -1]), beam_size)
-    beam_index = top_index // vocab  # batch x beam: which live hypothesis it extends
-    token = top_index % vocab
-    top_ids = tf.gather(alive_ids, beam_index, batch_dims=1)  # batch x beam x steps
+    if search.greedy:  # one hypothesis per sentence: it extends itself, nothing to reorder
+        token, top_ids = top_index, alive_ids
+    else:
+        beam_index = top_index // vocab  # batch x beam: which live hypothesis it extends
+        token = top_index % vocab
+        top_ids = tf.gather(alive_ids, beam_index, batch_dims=1)  # batch x beam x steps
     top_ids = tf.where(search.positions == t, token[..., None], top_ids)
     if search.coverage:
         coverage += tf.cast(search.alignment_fn(state), tf.float32)
-        coverage = _gather_beams(coverage, beam_index, batch, beam_size)
-    state = _reorder(
-        state, search.beam_invariant, lambda s: _gather_beams(s, beam_index, batch, beam_size)
-    )
+        if not search.greedy:
+            coverage = _gather_beams(coverage, beam_index, batch, beam_size)
+    if not search.greedy:
+        state = _reorder(
+            state, search.beam_invariant, lambda s: _gather_beams(s, beam_index, batch, beam_size)
+        )
     valid = top_log_probs > _NEG_INF / 2
     if forced is not None:
         valid &= ~forced
@@ -172,7 +193,10 @@ def _advance(
         "log_probs": top_log_probs,
         "lengths": t + 1 - tf.cast(ended_eos, tf.int32),
     }
-    fin = _merge_finished(fin, ended_now, beam_size)
+    if search.greedy:
+        fin = _merge_one(fin, ended_now)
+    else:
+        fin = _merge_finished(fin, ended_now, beam_size)
     if forced is None:
         alive_log_probs = tf.where(ended | ~valid, _NEG_INF, top_log_probs)
     else:  # a forced step keeps its (one) real candidate alive
@@ -372,8 +396,31 @@ def beam_search(
     Returns:
         Hypotheses with n = n_best, sorted by score.
     """
-    max_lengths = tf.convert_to_tensor(max_lengths, tf.int32)
     beam_size = _static_or_tensor(beam_size)
+    search_with = functools.partial(
+        _beam_search, step_fn, initial_state, max_lengths,
+        length_penalty_alpha=length_penalty_alpha, coverage_penalty_beta=coverage_penalty_beta,
+        max_steps=max_steps, beam_invariant=beam_invariant, start_id=start_id, end_id=end_id,
+        pad_id=pad_id, alignment_fn=alignment_fn, source_mask=source_mask, prompt=prompt,
+    )  # fmt: skip
+    if isinstance(beam_size, int):
+        return search_with(beam_size, n_best)
+    # A width given as a tensor (a request's): width 1 takes the greedy loop, which
+    # skips the beam bookkeeping; both give the same hypotheses.
+    return tf.cond(
+        tf.equal(beam_size, 1),
+        lambda: search_with(1, 1),
+        lambda: search_with(beam_size, n_best),
+    )
+
+
+def _beam_search(
+    step_fn, initial_state, max_lengths, beam_size, n_best, *, length_penalty_alpha,
+    coverage_penalty_beta, max_steps, beam_invariant, start_id, end_id, pad_id, alignment_fn,
+    source_mask, prompt,
+) -> Hypotheses:  # fmt: skip
+    """`beam_search` at one width (a Python int, or a tensor that is not 1)."""
+    max_lengths = tf.convert_to_tensor(max_lengths, tf.int32)
     batch = tf.shape(max_lengths)[0]
     prompted = prompt_lengths(prompt, pad_id, batch)
     ends = prompted + max_lengths

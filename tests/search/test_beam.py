@@ -525,3 +525,29 @@ def test_an_attention_model_returns_the_same_best_hypothesis_for_any_n_best():
         lambda: search.beam_search(model.step, state, [5, 7, 6], 4, 0.6, 0.3, n, **kwargs)
     )()
     _assert_same_hypotheses(two, _sliced(every, 2))
+
+
+@pytest.mark.parametrize("max_steps", [None, 9])
+@pytest.mark.parametrize("prompted", [False, True])
+def test_the_width_one_loop_equals_the_beam_bookkeeping_at_width_one(max_steps, prompted):
+    from seq2seq_tf.search import beam as beam_module
+
+    model = _random_model(seed=10)
+    source = tf.concat([SOURCES, SOURCES[:1]], axis=0)  # 4 sentences, as PROMPT has
+    state = model.initial_state(source)
+    args = (model.step, state, [3, 6, 2, 5])
+    kwargs = dict(
+        length_penalty_alpha=0.6, coverage_penalty_beta=0.3, max_steps=max_steps,
+        beam_invariant=model.beam_invariant, alignment_fn=model.alignment,
+        source_mask=tf.not_equal(source, PAD_ID), prompt=PROMPT if prompted else None, **IDS,
+    )  # fmt: skip
+    # A width that is a tensor inside `_beam_search` runs the general bookkeeping (no
+    # reordering skipped); the Python int 1 runs the width-one loop.
+    general = beam_module._beam_search(*args, tf.constant(1), 1, **kwargs)
+    lean = search.beam_search(*args, 1, **kwargs)
+    _assert_same_hypotheses(lean, general)
+    # A request's width as a tensor: width 1 takes the width-one loop, width 3 the beams.
+    traced = tf.function(lambda width: search.beam_search(*args, width, n_best=width, **kwargs))
+    _assert_same_hypotheses(traced(tf.constant(1)), general)
+    wide = search.beam_search(*args, 3, n_best=3, **kwargs)
+    _assert_same_hypotheses(traced(tf.constant(3)), wide)
