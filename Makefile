@@ -32,9 +32,32 @@ demo: $(VENV)/.installed
 	echo "TensorBoard:  $(VENV)/bin/tensorboard --logdir $(DEMO)/work/tensorboard"; \
 	echo "wall time: $$(( $$(date +%s) - start ))s"
 
+# One pytest per shard (whole test modules, `--shard` in tests/conftest.py), all at once:
+# the tests are mostly single-threaded, so on 2 cores two shards take about 2/3 of the
+# time of one. Shard 0 prints as it goes; the others' output follows when they end.
+# `make test SHARDS=1` runs it in one process; PYTEST_ARGS="tests/search -x" picks tests.
+# pytest's exit 5 (no tests collected) fails the target.
+SHARDS ?= 2
+PYTEST_ARGS ?=
+
 test: $(VENV)/.installed
-	@$(PY) -m pytest -q --durations=10; status=$$?; \
-	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; \
+	@mkdir -p runs; start=$$(date +%s); pids=(); \
+	for k in $$(seq 1 $$(( $(SHARDS) - 1 ))); do \
+	  $(PY) -m pytest -q --durations=5 --shard=$$k/$(SHARDS) $(PYTEST_ARGS) >runs/test-shard$$k.log 2>&1 & \
+	  pids+=($$!); \
+	done; \
+	$(PY) -m pytest -q --durations=5 --shard=0/$(SHARDS) $(PYTEST_ARGS); codes=($$?); \
+	for pid in "$${pids[@]}"; do wait $$pid; codes+=($$?); done; \
+	for k in $$(seq 1 $$(( $(SHARDS) - 1 ))); do \
+	  echo "== shard $$k/$(SHARDS) (runs/test-shard$$k.log)"; cat runs/test-shard$$k.log; \
+	done; \
+	status=0; \
+	for k in "$${!codes[@]}"; do \
+	  code=$${codes[$$k]}; \
+	  if [ $$code -eq 5 ]; then echo "shard $$k/$(SHARDS): pytest collected no tests: failing (fewer modules than shards? SHARDS=1)"; status=1; \
+	  elif [ $$code -ne 0 ]; then echo "shard $$k/$(SHARDS) failed (exit $$code)"; status=1; fi; \
+	done; \
+	echo "test wall time: $$(( $$(date +%s) - start ))s, $(SHARDS) shard(s)"; \
 	exit $$status
 
 lint: $(VENV)/.installed

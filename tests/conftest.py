@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -19,6 +20,42 @@ tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 # The same examples on every run (derived from each test's name): a CI failure reproduces.
 settings.register_profile("derandomized", derandomize=True, database=None)
 settings.load_profile("derandomized")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--shard",
+        default=None,
+        metavar="K/N",
+        help="run the K-th (0-based) of N shards: whole test modules, balanced by test count "
+        "(`make test` runs one per core)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """`--shard=K/N`: keep the modules that a greedy balance of test counts gives shard K.
+
+    Whole modules, so module fixtures are built once; the split depends only on what
+    was collected, so a failing shard reruns with the same command.
+    """
+    spec = config.getoption("--shard")
+    if not spec:
+        return
+    try:
+        index, count = (int(part) for part in spec.split("/"))
+        if not 0 <= index < count:
+            raise ValueError
+    except ValueError:
+        raise pytest.UsageError(f"--shard={spec}: expected K/N with 0 <= K < N") from None
+    sizes = collections.Counter(str(item.path) for item in items)
+    loads, owner = [0] * count, {}
+    for path, size in sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])):
+        shard = loads.index(min(loads))
+        owner[path] = shard
+        loads[shard] += size
+    kept = [item for item in items if owner[str(item.path)] == index]
+    config.hook.pytest_deselected(items=[item for item in items if owner[str(item.path)] != index])
+    items[:] = kept
 
 
 @pytest.fixture(scope="session")

@@ -77,7 +77,10 @@ def export(
     # base path, skips names that are not numbers and never sees a half-written model.
     partial = os.path.join(export_dir, f".partial-{version}-{os.getpid()}")
     try:
-        tf.saved_model.save(module, partial, signatures=module.export_signatures())
+        # The tf.functions themselves, not their concrete functions: traced inside the
+        # save context, each is traced once (a concrete function traced before `save`
+        # has another cache key there, so saving the module would trace it again).
+        tf.saved_model.save(module, partial, signatures=module.signature_functions())
         tf.io.gfile.rename(partial, path)
     finally:
         if tf.io.gfile.exists(partial):
