@@ -22,18 +22,24 @@ settings.register_profile("derandomized", derandomize=True, database=None)
 settings.load_profile("derandomized")
 
 
+# A test marked slow (it trains and exports, often in subprocesses) costs about as much
+# as this many others: the weight that balances the shards' times measured on 2 cores.
+SLOW_TEST_WEIGHT = 20
+
+
 def pytest_addoption(parser):
     parser.addoption(
         "--shard",
         default=None,
         metavar="K/N",
         help="run the K-th (0-based) of N shards: whole test modules, balanced by test count "
-        "(`make test` runs one per core)",
+        "(a slow test counts as SLOW_TEST_WEIGHT); `make test` runs one per core",
     )
 
 
 def pytest_collection_modifyitems(config, items):
-    """`--shard=K/N`: keep the modules that a greedy balance of test counts gives shard K.
+    """`--shard=K/N`: keep the modules that a greedy balance of (weighted) test counts
+    gives shard K.
 
     Whole modules, so module fixtures are built once; the split depends only on what
     was collected, so a failing shard reruns with the same command.
@@ -47,7 +53,9 @@ def pytest_collection_modifyitems(config, items):
             raise ValueError
     except ValueError:
         raise pytest.UsageError(f"--shard={spec}: expected K/N with 0 <= K < N") from None
-    sizes = collections.Counter(str(item.path) for item in items)
+    sizes = collections.Counter()
+    for item in items:
+        sizes[str(item.path)] += SLOW_TEST_WEIGHT if item.get_closest_marker("slow") else 1
     loads, owner = [0] * count, {}
     for path, size in sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])):
         shard = loads.index(min(loads))

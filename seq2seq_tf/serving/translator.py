@@ -154,6 +154,11 @@ class Translator(tf.Module):
     ):
         super().__init__(name="translator")
         self.columns = columns
+        if columns is not None and columns.has_shortlist:
+            # Only here: `save` traces every tf.function attribute, signature or not.
+            self.translate_options = tf.function(
+                self._translate_options, input_signature=[_STRINGS, _INT, _INT, _BOOL]
+            )
         self._xla = None if xla is None else xla.up_to(max_source_pieces)
         self._compiled_search = None
         if self._xla is not None:
@@ -310,8 +315,9 @@ class Translator(tf.Module):
         texts, scores = self._blank_unknown(source, texts, hyps.scores)
         return {"translations": texts[:rows], "scores": scores[:rows]}
 
-    @tf.function(input_signature=[_STRINGS, _INT, _INT, _BOOL])
-    def translate_options(self, inputs, n, beam_width, shortlist):
+    def _translate_options(self, inputs, n, beam_width, shortlist):
+        """`translate_options` (exports with a shortlist): `translate_nbest` with the
+        shortlist switched per request."""
         with tf.control_dependencies(
             [
                 _at_least(n, 1, "translate_options: n"),
@@ -390,7 +396,7 @@ class Translator(tf.Module):
         """Signature name -> tf.function, callable in process with the signature's
         keyword arguments (what training's dev evaluation and `evaluate --workdir` use)."""
         names = dict(SIGNATURES)
-        if self.columns is not None and self.columns.has_shortlist:
+        if hasattr(self, "translate_options"):
             names.update(SHORTLIST_SIGNATURES)
         return {name: getattr(self, method) for name, method in names.items()}
 
