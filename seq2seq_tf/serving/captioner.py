@@ -230,9 +230,3 @@ class CaptionServer(tf.Module):
     def signature_functions(self) -> dict:
         """Signature name -> tf.function (in-process use: dev evaluation, the benchmark)."""
         return {name: getattr(self, method) for name, method in SIGNATURES.items()}
-
-    def export_signatures(self) -> dict:
-        return {
-            name: function.get_concrete_function()
-            for name, function in self.signature_functions().items()
-        }

@@ -177,10 +177,3 @@ class Generator(tf.Module):
     def signature_functions(self) -> dict:
         """Signature name -> tf.function, callable in process with the signature's keywords."""
         return {name: getattr(self, method) for name, method in SIGNATURES.items()}
-
-    def export_signatures(self) -> dict:
-        """The concrete functions exported as SavedModel signatures."""
-        return {
-            name: function.get_concrete_function()
-            for name, function in self.signature_functions().items()
-        }

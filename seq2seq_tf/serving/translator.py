@@ -399,10 +399,3 @@ class Translator(tf.Module):
         if hasattr(self, "translate_options"):
             names.update(SHORTLIST_SIGNATURES)
         return {name: getattr(self, method) for name, method in names.items()}
-
-    def export_signatures(self) -> dict:
-        """The concrete functions exported as SavedModel signatures."""
-        return {
-            name: function.get_concrete_function()
-            for name, function in self.signature_functions().items()
-        }

@@ -105,7 +105,7 @@ def test_the_compiled_search_translates_as_the_plain_one(exports, beam):
 def test_the_compiled_search_is_in_the_saved_model(exports, tmp_path):
     _, compiled = exports
     path = str(tmp_path / "xla")
-    tf.saved_model.save(compiled, path, signatures=compiled.export_signatures())
+    tf.saved_model.save(compiled, path, signatures=compiled.signature_functions())
     loaded = tf.saved_model.load(path)
     got = loaded.signatures["serving_default"](inputs=tf.constant(SENTENCES))
     want = compiled.translate(tf.constant(SENTENCES))

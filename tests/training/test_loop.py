@@ -282,12 +282,8 @@ def test_sigterm_saves_a_checkpoint_then_exits(toy_data, tmp_path):
     tests = str(pathlib.Path(__file__).parents[1])  # where support.py is
     script.write_text(_SIGTERM_RUN.format(tests=tests, toy=toy_data, workdir=str(tmp_path / "run")))
     process, lines = _start_until_step_10(script)
-    if (
-        process.returncode is not None
-        and process.returncode < 0
-        and not any("step 10/" in line for line in lines)
-    ):
-        # Killed by a signal before any was sent: in two of three full suite runs on
+    if process.returncode is not None and process.returncode < 0:
+        # It died by a signal before any was sent: in two of three full suite runs on
         # 2026-12-03 the child aborted in its first steps with glibc's "malloc():
         # mismatching next->prev_size", never in 30 runs alone or two at once. Not what
         # this test is about (what SIGTERM does to a running loop): start it once more.
