@@ -10,7 +10,8 @@ exports the attention model's best checkpoint (by dev CIDEr-D) to
 in training) and test_unseen (every image has a pair never seen): BLEU-4, CIDEr-D,
 attribute precision/recall/F1, and the attention pointing score beside its chance
 rate. The attention model is scored through its SavedModel, the other in process
-(the same graph). The results also go to <workdir>/results.json.
+(the same graph). The results also go to <workdir>/results.json. `--models=attention`
+trains and scores one model only (to try a change of the config's attention model).
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ _TRAIN = flags.DEFINE_integer("num_train", 8000, "Generated training images.")
 _TEST = flags.DEFINE_integer("num_test", 500, "Generated images per test split.")
 _BEAM = flags.DEFINE_integer("beam_width", 3, "Beam of the test captions.")
 _SEED = flags.DEFINE_integer("seed", 1234, "Seed of the generated data.")
+_MODELS = flags.DEFINE_multi_enum(
+    "models", ["attention", "no_attention"], ["attention", "no_attention"],
+    "The models to train and score (both by default; one to try a config change).",
+)  # fmt: skip
 
 
 def _load(path: pathlib.Path, name: str):
@@ -106,6 +111,8 @@ def main(argv):
     budget_s = _BUDGET.value * 60.0
     results, lines = {}, []
     for name, attend in (("attention", True), ("no_attention", False)):
+        if name not in _MODELS.value:
+            continue
         run_dir = os.path.join(workdir, "runs", name)
         logging.info("training %s for %.1f minutes in %s", name, _BUDGET.value, run_dir)
         metrics = train_and_evaluate(make_config(data, attend, budget_s), run_dir)

@@ -106,6 +106,9 @@ lm.valid_fraction / test_fraction shares of the training stream held out (train,
                                   in that order, e.g. 0.05 / 0.05 for a 90/5/5 split)
 lm.window                         tokens per window (truncated BPTT length); the state is
                                   carried from window to window and reset each pass
+lm.eval_rows                      rows a held-out split is read in (state carried down each row,
+                                  reset every window for the _reset figures); each row starts
+                                  from zeros, so few rows is the honest figure (1 = one stream)
 lm.characters                     the character vocabulary ("" = the training text's characters;
                                   the workdir keeps the one a run trained with)
 lm.sample_prime                   prime of the sample written to TensorBoard at each evaluation
@@ -124,7 +127,9 @@ caption.check_images              decode every image once at start (names a brok
 caption.image_size                images are resized to this square side in-graph
 caption.encoder                   cnn (trained from scratch) | features (.npy) | backbone
 caption.cnn_filters               channels of the CNN's blocks (grid side = image_size / 2^blocks)
-caption.cnn_convs_per_block       3x3 convolutions before each 2x2 pool
+caption.cnn_convs_per_block       convolutions before each 2x2 pool
+caption.cnn_kernel_sizes          their odd kernel side per block (() = 3 each); a grid cell
+                                  sees 22 pixels with 3, 3, 3 and 14 with 3, 3, 1 (cells of 8)
 caption.position_channels         append x, y coordinates to every grid cell
 caption.features_dir              <image stem>.npy per image: [dim] or [H, W, dim] (features)
 caption.feature_shape             one image's features (set from the .npy files; kept for export)
@@ -282,6 +287,7 @@ def _lm_group() -> ml_collections.ConfigDict:
             valid_fraction=0.0,
             test_fraction=0.0,
             window=128,
+            eval_rows=8,
             characters="",
             sample_prime="",
             sample_length=200,
@@ -304,6 +310,7 @@ def _caption_group() -> ml_collections.ConfigDict:
             encoder="cnn",
             cnn_filters=(32, 64, 128),
             cnn_convs_per_block=1,
+            cnn_kernel_sizes=(),
             position_channels=True,
             features_dir="",
             feature_shape=(0,),
@@ -534,6 +541,7 @@ def _validate_language_model(config: ml_collections.ConfigDict, need_data: bool)
         _require(bool(lm.train_text.strip(", ")), "lm.train_text", "must name a text file")
     _require(int(config.data.batch_size) > 0, "data.batch_size", "must be positive")
     _require(int(lm.window) > 0, "lm.window", "must be positive")
+    _require(int(lm.eval_rows) > 0, "lm.eval_rows", "must be positive")
     for name in ("valid_fraction", "test_fraction"):
         _require(0.0 <= lm[name] < 1.0, f"lm.{name}", "must be in [0, 1)")
     _require(
@@ -598,6 +606,12 @@ def _validate_captioning(config: ml_collections.ConfigDict, need_data: bool) -> 
         )
     _require(int(c.image_size) > 0, "caption.image_size", "must be positive")
     _require(int(c.cnn_convs_per_block) > 0, "caption.cnn_convs_per_block", "must be positive")
+    kernels = [int(k) for k in c.cnn_kernel_sizes]
+    _require(
+        not kernels or (len(kernels) == len(filters) and all(k > 0 and k % 2 for k in kernels)),
+        "caption.cnn_kernel_sizes",
+        f"needs one odd kernel size per CNN block ({len(filters)}), or () for 3 each",
+    )
     _require(c.backbone_weights in ("", "imagenet"), "caption.backbone_weights", '"" or imagenet')
     _require(c.attention_penalty >= 0, "caption.attention_penalty", "must be >= 0")
     _require(int(c.min_word_count) > 0, "caption.min_word_count", "must be positive")

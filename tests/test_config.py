@@ -97,6 +97,7 @@ def test_the_task_is_translation_and_another_is_refused_naming_the_field():
     [
         ("lm.train_text", "", "lm.train_text: must name a text file"),
         ("lm.window", 0, "lm.window: must be positive"),
+        ("lm.eval_rows", 0, "lm.eval_rows: must be positive"),
         ("lm.valid_fraction", 1.5, "lm.valid_fraction: must be in"),
         ("lm.test_fraction", 0.6, "lm.test_fraction: lm.valid_fraction \\+ lm.test_fraction"),
         ("lm.characters", "aab", "lm.characters: lists each character once"),

@@ -46,12 +46,18 @@ def _grid_memory(grid, position_channels: bool) -> Memory:
 @keras.saving.register_keras_serializable(package="seq2seq_tf")
 class SmallCNN(keras.layers.Layer):
     """A CNN trained from scratch: per entry of `filters` a block of `convs_per_block`
-    3x3 ReLU convolutions and a 2x2 max pool.
+    k x k ReLU convolutions (k from `kernel_sizes`) and a 2x2 max pool.
+
+    The kernels set how much of the picture one grid cell sees (`receptive_field`):
+    3, 3, 3 gives 22 pixels for a cell of 8, so the cells beside an object see it
+    too; a 1 in the last block gives 14, so the cells that see an object are about
+    the ones it covers and the attention has to land on it to read it.
 
     Args:
         image_size: side S of the square input images.
         filters: channels of each block; the grid side is S / 2^len(filters).
         convs_per_block: convolutions before each pool.
+        kernel_sizes: the convolutions' odd kernel side per block (None: 3 each).
         position_channels: append x, y coordinates to the grid (see the module docstring).
 
     Call arguments:
@@ -67,12 +73,22 @@ class SmallCNN(keras.layers.Layer):
         filters=(32, 64, 128),
         convs_per_block: int = 1,
         position_channels: bool = True,
+        kernel_sizes=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.image_size = int(image_size)
         self.filters = tuple(int(f) for f in filters)
         self.convs_per_block = int(convs_per_block)
+        sizes = (3,) * len(self.filters) if kernel_sizes is None else kernel_sizes
+        self.kernel_sizes = tuple(int(k) for k in sizes)
+        if len(self.kernel_sizes) != len(self.filters) or any(
+            k < 1 or k % 2 == 0 for k in self.kernel_sizes
+        ):
+            raise ValueError(
+                f"kernel sizes {self.kernel_sizes}: need one odd size per block "
+                f"({len(self.filters)})"
+            )
         self.position_channels = bool(position_channels)
         if self.image_size % (2 ** len(self.filters)):
             raise ValueError(
@@ -82,7 +98,11 @@ class SmallCNN(keras.layers.Layer):
         for b, width in enumerate(self.filters):
             for c in range(self.convs_per_block):
                 conv = keras.layers.Conv2D(
-                    width, 3, padding="same", activation="relu", name=f"conv{b}_{c}"
+                    width,
+                    self.kernel_sizes[b],
+                    padding="same",
+                    activation="relu",
+                    name=f"conv{b}_{c}",
                 )
                 setattr(self, f"conv{b}_{c}", conv)  # tracked by checkpoints by name
                 self.convs.append(conv)
@@ -93,6 +113,16 @@ class SmallCNN(keras.layers.Layer):
     def grid(self) -> tuple[int, int]:
         side = self.image_size // 2 ** len(self.filters)
         return side, side
+
+    @property
+    def receptive_field(self) -> int:
+        """Side in pixels of the square one grid cell's feature depends on."""
+        side, stride = 1, 1
+        for k in self.kernel_sizes:
+            side += self.convs_per_block * (k - 1) * stride  # the block's convolutions
+            side += stride  # its 2x2 pool
+            stride *= 2
+        return side
 
     def build(self, input_shape=None):
         shape = (None, self.image_size, self.image_size, 3)
@@ -119,6 +149,7 @@ class SmallCNN(keras.layers.Layer):
             "filters": self.filters,
             "convs_per_block": self.convs_per_block,
             "position_channels": self.position_channels,
+            "kernel_sizes": self.kernel_sizes,
         }
 
 

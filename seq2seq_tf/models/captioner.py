@@ -160,6 +160,7 @@ def make_image_encoder(caption: ml_collections.ConfigDict) -> keras.layers.Layer
             tuple(caption.cnn_filters),
             int(caption.cnn_convs_per_block),
             bool(caption.position_channels),
+            kernel_sizes=tuple(caption.cnn_kernel_sizes) or None,
             name="encoder",
         )
     if caption.encoder == "features":

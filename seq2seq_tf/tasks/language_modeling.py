@@ -342,8 +342,10 @@ class LanguageModelDevEvaluator(DevEvaluator):
         self._cache: dict = {}
 
     def scores(self, ids: np.ndarray) -> dict:
-        """Carried and reset metrics of a split (`loss`, ..., `loss_reset`, ...)."""
-        batch, window = int(self.config.data.batch_size), int(self.config.lm.window)
+        """Carried and reset metrics of a split (`loss`, ..., `loss_reset`, ...), read in
+        `lm.eval_rows` rows: both figures predict the same tokens, and few rows means few
+        starts from a zero state (the training batch's many rows would each pay one)."""
+        batch, window = int(self.config.lm.eval_rows), int(self.config.lm.window)
         results = {}
         for carry, suffix in ((True, ""), (False, "_reset")):
             totals = stream_scores(

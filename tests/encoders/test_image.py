@@ -29,6 +29,37 @@ def test_cnn_grid_is_the_conv_output_row_major():
     np.testing.assert_allclose(cnn(images).values.numpy(), pooled.reshape(2, 64, 5), atol=1e-6)
 
 
+@pytest.mark.parametrize("kernel_sizes, field", [(None, 22), ((3, 3, 1), 14), ((5, 1, 1), 12)])
+def test_cnn_cell_sees_exactly_its_receptive_field(kernel_sizes, field):
+    """With positive kernels and zero biases a cell's feature is positive exactly when a
+    single bright pixel lies in what the cell sees: probes along a row and a column."""
+    cnn = SmallCNN(64, (2, 2, 2), position_channels=False, kernel_sizes=kernel_sizes)
+    cnn.build()
+    for conv in cnn.convs:
+        conv.kernel.assign(np.ones(conv.kernel.shape, "float32"))
+    assert cnn.receptive_field == field
+    margin = (field - 8) // 2  # on each side of the cell's own 8 x 8 pixels
+    row, col = 3, 4  # the cell
+    seen = np.arange(64)
+    expected = seen[(seen >= 8 * col - margin) & (seen <= 8 * col + 7 + margin)]
+    probes = np.zeros((64, 64, 64, 3), "float32")
+    probes[seen, 8 * row + 3, seen] = 1.0  # probe i at x = i on one row of the cell
+    along_row = cnn(probes).values.numpy()[:, row * 8 + col, 0] > 0
+    np.testing.assert_array_equal(seen[along_row], expected)
+    probes = np.zeros((64, 64, 64, 3), "float32")
+    probes[seen, seen, 8 * col + 5] = 1.0  # probe i at y = i on one column of the cell
+    along_col = cnn(probes).values.numpy()[:, row * 8 + col, 0] > 0
+    expected = seen[(seen >= 8 * row - margin) & (seen <= 8 * row + 7 + margin)]
+    np.testing.assert_array_equal(seen[along_col], expected)
+
+
+def test_cnn_refuses_even_kernels_or_a_wrong_count():
+    with pytest.raises(ValueError, match="one odd size per block"):
+        SmallCNN(32, (4, 4), kernel_sizes=(3, 2))
+    with pytest.raises(ValueError, match="one odd size per block"):
+        SmallCNN(32, (4, 4), kernel_sizes=(3,))
+
+
 def test_cnn_refuses_an_indivisible_size():
     with pytest.raises(ValueError, match="not divisible"):
         SmallCNN(30, (4, 4))

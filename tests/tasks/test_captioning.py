@@ -48,6 +48,9 @@ def test_resume_with_another_encoder_is_refused(caption_workdir, shapes_data):
     config = tiny_caption_config(shapes_data, cnn_filters=(8, 8))
     with pytest.raises(WorkdirError, match="caption.cnn_filters"):
         make_task(config).prepare(caption_workdir)
+    config = tiny_caption_config(shapes_data, cnn_kernel_sizes=(3, 1))
+    with pytest.raises(WorkdirError, match="caption.cnn_kernel_sizes"):
+        make_task(config).prepare(caption_workdir)
 
 
 def test_config_errors_name_the_field(shapes_data):
@@ -55,6 +58,9 @@ def test_config_errors_name_the_field(shapes_data):
 
     config = tiny_caption_config(shapes_data, image_size=30)
     with pytest.raises(ConfigError, match="caption.image_size"):
+        validate(config)
+    config = tiny_caption_config(shapes_data, cnn_kernel_sizes=(3, 4))
+    with pytest.raises(ConfigError, match="caption.cnn_kernel_sizes: needs one odd"):
         validate(config)
     config = tiny_caption_config(shapes_data)
     config.model.bridge = "copy"

@@ -107,13 +107,15 @@ def test_a_run_stopped_in_the_middle_of_a_pass_resumes_on_the_same_curve(
 
 def test_evaluation_matches_numpy_with_the_state_carried_and_reset(lm_workdir):
     config, vocab_size = workdir_lib.load_workdir_config(lm_workdir)
+    assert config.data.batch_size == 8  # the split is read in lm.eval_rows rows, not these
+    config.lm.eval_rows = 3
     task = make_task(config, vocab_size)
     task.prepare(lm_workdir)
     model, _ = restore_model(lm_workdir)
     evaluator = task.dev_evaluator(model, lambda name: tf.summary.create_noop_writer())
     assert evaluator.metric == "bits_per_char" and evaluator.higher_is_better is False
     results = evaluator.scores(task.splits["valid"])
-    rows = stream.stream_rows(task.splits["valid"], 8)
+    rows = stream.stream_rows(task.splits["valid"], 3)
     predicted = rows.shape[0] * (rows.shape[1] - 1)
     carried = _nats(model(tf.constant(rows[:, :-1])), rows[:, 1:])  # each row in one pass
     reset = 0.0
