@@ -35,8 +35,7 @@ from seq2seq_tf.workdir import CONFIG_FILE, WorkdirError, prepare_workdir
 # caption fields that shape the model: a resumed run must keep them.
 ARCHITECTURE = (
     "encoder", "image_size", "cnn_filters", "cnn_convs_per_block", "cnn_kernel_sizes",
-    "position_channels",
-    "backbone", "attend", "context_gate", "feature_shape",
+    "position_channels", "backbone", "attend", "context_gate", "feature_shape",
 )  # fmt: skip
 
 
