@@ -36,12 +36,17 @@ demo: $(VENV)/.installed
 # the tests are mostly single-threaded, so on 2 cores two shards take about 2/3 of the
 # time of one. Shard 0 prints as it goes; the others' output follows when they end.
 # `make test SHARDS=1` runs it in one process; PYTEST_ARGS="tests/search -x" picks tests.
-# pytest's exit 5 (no tests collected) fails the target.
+# pytest's exit 5 (no tests collected) fails the target. With more than one shard each
+# runs TensorFlow's ops on one thread (TF_NUM_INTRAOP_THREADS, unless set): two shards of
+# two-thread ops on 2 cores contend (measured 5-15% slower). The shards' balance comes
+# from tests/module_seconds.json; PYTEST_ARGS=--record-seconds=tests/module_seconds.json
+# measures it again.
 SHARDS ?= 2
 PYTEST_ARGS ?=
 
 test: $(VENV)/.installed
 	@mkdir -p runs; start=$$(date +%s); pids=(); \
+	if [ $(SHARDS) -gt 1 ]; then export TF_NUM_INTRAOP_THREADS=$${TF_NUM_INTRAOP_THREADS:-1}; fi; \
 	for k in $$(seq 1 $$(( $(SHARDS) - 1 ))); do \
 	  $(PY) -m pytest -q --durations=5 --shard=$$k/$(SHARDS) $(PYTEST_ARGS) >runs/test-shard$$k.log 2>&1 & \
 	  pids+=($$!); \

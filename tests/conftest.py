@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import collections
+import fcntl
+import json
 import os
+import pathlib
+import statistics
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -22,9 +26,16 @@ settings.register_profile("derandomized", derandomize=True, database=None)
 settings.load_profile("derandomized")
 
 
-# A test marked slow (it trains and exports, often in subprocesses) costs about as much
-# as this many others: the weight that balances the shards' times measured on 2 cores.
+# Shards are balanced on each module's measured seconds (setup, call and teardown on 2
+# cores, fixtures included) in tests/module_seconds.json, which
+# `make test PYTEST_ARGS=--record-seconds=tests/module_seconds.json` measures again; a
+# module not in the file counts its tests at the file's median seconds per test (a
+# slow-marked test as SLOW_TEST_WEIGHT of them).
+MODULE_SECONDS = pathlib.Path(__file__).with_name("module_seconds.json")
 SLOW_TEST_WEIGHT = 20
+# Modules using one of these session fixtures (trained once per process, tens of
+# seconds) share a shard, so it is built once.
+SHARED_FIXTURES = ("caption_workdir", "lm_workdir")
 
 
 def pytest_addoption(parser):
@@ -32,17 +43,40 @@ def pytest_addoption(parser):
         "--shard",
         default=None,
         metavar="K/N",
-        help="run the K-th (0-based) of N shards: whole test modules, balanced by test count "
-        "(a slow test counts as SLOW_TEST_WEIGHT); `make test` runs one per core",
+        help="run the K-th (0-based) of N shards: whole test modules, balanced by measured "
+        "seconds (tests/module_seconds.json); `make test` runs one per core",
+    )
+    parser.addoption(
+        "--record-seconds",
+        default=None,
+        metavar="FILE",
+        help="add each module's seconds in this run to FILE (JSON: module -> seconds)",
     )
 
 
-def pytest_collection_modifyitems(config, items):
-    """`--shard=K/N`: keep the modules that a greedy balance of (weighted) test counts
-    gives shard K.
+def _relative(path) -> str:
+    return pathlib.Path(path).relative_to(ROOT).as_posix()
 
-    Whole modules, so module fixtures are built once; the split depends only on what
-    was collected, so a failing shard reruns with the same command.
+
+def _module_weights(items) -> dict[str, float]:
+    """Seconds per module: measured where known, else estimated from its test count."""
+    measured = json.loads(MODULE_SECONDS.read_text()) if MODULE_SECONDS.exists() else {}
+    counts = collections.Counter()
+    for item in items:
+        counts[_relative(item.path)] += SLOW_TEST_WEIGHT if item.get_closest_marker("slow") else 1
+    per_test = statistics.median(
+        [measured[m] / counts[m] for m in counts if m in measured] or [1.0]
+    )
+    return {m: measured.get(m, n * per_test) for m, n in counts.items()}
+
+
+def pytest_collection_modifyitems(config, items):
+    """`--shard=K/N`: keep the modules that a greedy balance of measured seconds gives
+    shard K.
+
+    Whole modules (with those sharing an expensive fixture kept together), so fixtures
+    are built once per shard; the split depends only on what was collected and the
+    committed seconds, so a failing shard reruns with the same command.
     """
     spec = config.getoption("--shard")
     if not spec:
@@ -53,17 +87,49 @@ def pytest_collection_modifyitems(config, items):
             raise ValueError
     except ValueError:
         raise pytest.UsageError(f"--shard={spec}: expected K/N with 0 <= K < N") from None
-    sizes = collections.Counter()
+    group_of = {}
     for item in items:
-        sizes[str(item.path)] += SLOW_TEST_WEIGHT if item.get_closest_marker("slow") else 1
-    loads, owner = [0] * count, {}
-    for path, size in sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])):
+        shared = [f for f in SHARED_FIXTURES if f in item.fixturenames]
+        module = _relative(item.path)
+        group_of.setdefault(module, module)
+        if shared and group_of[module] == module:
+            group_of[module] = shared[0]
+    groups = collections.Counter()
+    for module, seconds in _module_weights(items).items():
+        groups[group_of[module]] += seconds
+    loads, owner = [0.0] * count, {}
+    for group, seconds in sorted(groups.items(), key=lambda kv: (-kv[1], kv[0])):
         shard = loads.index(min(loads))
-        owner[path] = shard
-        loads[shard] += size
-    kept = [item for item in items if owner[str(item.path)] == index]
-    config.hook.pytest_deselected(items=[item for item in items if owner[str(item.path)] != index])
+        owner[group] = shard
+        loads[shard] += seconds
+    mine = {m for m, g in group_of.items() if owner[g] == index}
+    kept = [item for item in items if _relative(item.path) in mine]
+    config.hook.pytest_deselected(items=[i for i in items if _relative(i.path) not in mine])
     items[:] = kept
+
+
+_SECONDS: collections.Counter = collections.Counter()
+
+
+def pytest_runtest_logreport(report):
+    _SECONDS[report.nodeid.split("::")[0]] += report.duration
+
+
+def pytest_sessionfinish(session):
+    """`--record-seconds=FILE`: merge this run's module seconds into FILE (shards
+    running at once each add theirs, under a lock)."""
+    path = session.config.getoption("--record-seconds")
+    if not path or not _SECONDS:
+        return
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        text = handle.read()
+        merged = json.loads(text) if text.strip() else {}
+        merged.update({m: round(s, 1) for m, s in _SECONDS.items()})
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps(dict(sorted(merged.items())), indent=1) + "\n")
 
 
 @pytest.fixture(scope="session")

@@ -16,9 +16,9 @@ TINY = [
     "--config.model.encoder_units=16",
     "--config.model.decoder_units=32",
     "--config.model.attention_units=32",
-    "--config.train.num_steps=30",
-    "--config.train.log_every=10",
-    "--config.train.checkpoint_every=15",
+    "--config.train.num_steps=20",
+    "--config.train.log_every=5",
+    "--config.train.checkpoint_every=10",
 ]
 
 
@@ -36,7 +36,7 @@ def test_commands_train_export_translate(tmp_path):
     _run(
         "data_scripts/make_toy_corpus.py",
         f"--out_dir={data}",
-        "--num_train=2000",
+        "--num_train=600",
         "--num_dev=50",
         "--num_test=50",
     )
@@ -53,17 +53,17 @@ def test_commands_train_export_translate(tmp_path):
         f"--config.data.spm_model={data}/spm.model",
         f"--config.data.dev_src={data}/dev.src",
         f"--config.data.dev_tgt={data}/dev.tgt",
-        "--config.train.eval_every=15",
+        "--config.train.eval_every=10",
     ]
     work = tmp_path / "work"
     train = ["-m", "seq2seq_tf.train", "--config=configs/quickstart.py", f"--workdir={work}"]
     trained = _run(*train, *paths, *TINY)  # resuming is tests/training/test_loop.py's
-    assert "step 30/30" in trained.stderr and "tgt tok/s" in trained.stderr
+    assert "step 20/20" in trained.stderr and "tgt tok/s" in trained.stderr
 
     export = tmp_path / "export"
     out = _run("-m", "seq2seq_tf.export", f"--workdir={work}", f"--export_dir={export}")
     best_step = json.loads((work / "best.json").read_text())["step"]  # the best dev checkpoint
-    assert best_step in (15, 30) and f"{export}/{best_step}" in out.stdout
+    assert best_step in (10, 20) and f"{export}/{best_step}" in out.stdout
     hyp = tmp_path / "test.hyp"
     scored = _run(
         "-m",
