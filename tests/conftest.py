@@ -54,8 +54,9 @@ def pytest_addoption(parser):
     )
 
 
-def _relative(path) -> str:
-    return pathlib.Path(path).relative_to(ROOT).as_posix()
+def _module(item) -> str:
+    """The test file as pytest names it (relative to the root, as in the seconds file)."""
+    return item.nodeid.split("::")[0]
 
 
 def _module_weights(items) -> dict[str, float]:
@@ -63,7 +64,7 @@ def _module_weights(items) -> dict[str, float]:
     measured = json.loads(MODULE_SECONDS.read_text()) if MODULE_SECONDS.exists() else {}
     counts = collections.Counter()
     for item in items:
-        counts[_relative(item.path)] += SLOW_TEST_WEIGHT if item.get_closest_marker("slow") else 1
+        counts[_module(item)] += SLOW_TEST_WEIGHT if item.get_closest_marker("slow") else 1
     per_test = statistics.median(
         [measured[m] / counts[m] for m in counts if m in measured] or [1.0]
     )
@@ -90,7 +91,7 @@ def pytest_collection_modifyitems(config, items):
     group_of = {}
     for item in items:
         shared = [f for f in SHARED_FIXTURES if f in item.fixturenames]
-        module = _relative(item.path)
+        module = _module(item)
         group_of.setdefault(module, module)
         if shared and group_of[module] == module:
             group_of[module] = shared[0]
@@ -103,8 +104,8 @@ def pytest_collection_modifyitems(config, items):
         owner[group] = shard
         loads[shard] += seconds
     mine = {m for m, g in group_of.items() if owner[g] == index}
-    kept = [item for item in items if _relative(item.path) in mine]
-    config.hook.pytest_deselected(items=[i for i in items if _relative(i.path) not in mine])
+    kept = [item for item in items if _module(item) in mine]
+    config.hook.pytest_deselected(items=[i for i in items if _module(i) not in mine])
     items[:] = kept
 
 
