@@ -54,9 +54,9 @@ def pytest_addoption(parser):
     )
 
 
-def _module(item) -> str:
+def _module(nodeid: str) -> str:
     """The test file as pytest names it (relative to the root, as in the seconds file)."""
-    return item.nodeid.split("::")[0]
+    return nodeid.split("::")[0]
 
 
 def _module_weights(items) -> dict[str, float]:
@@ -64,7 +64,7 @@ def _module_weights(items) -> dict[str, float]:
     measured = json.loads(MODULE_SECONDS.read_text()) if MODULE_SECONDS.exists() else {}
     counts = collections.Counter()
     for item in items:
-        counts[_module(item)] += SLOW_TEST_WEIGHT if item.get_closest_marker("slow") else 1
+        counts[_module(item.nodeid)] += SLOW_TEST_WEIGHT if item.get_closest_marker("slow") else 1
     per_test = statistics.median(
         [measured[m] / counts[m] for m in counts if m in measured] or [1.0]
     )
@@ -91,7 +91,7 @@ def pytest_collection_modifyitems(config, items):
     group_of = {}
     for item in items:
         shared = [f for f in SHARED_FIXTURES if f in item.fixturenames]
-        module = _module(item)
+        module = _module(item.nodeid)
         group_of.setdefault(module, module)
         if shared and group_of[module] == module:
             group_of[module] = shared[0]
@@ -104,8 +104,8 @@ def pytest_collection_modifyitems(config, items):
         owner[group] = shard
         loads[shard] += seconds
     mine = {m for m, g in group_of.items() if owner[g] == index}
-    kept = [item for item in items if _module(item) in mine]
-    config.hook.pytest_deselected(items=[i for i in items if _module(i) not in mine])
+    kept = [item for item in items if _module(item.nodeid) in mine]
+    config.hook.pytest_deselected(items=[i for i in items if _module(i.nodeid) not in mine])
     items[:] = kept
 
 
@@ -113,7 +113,7 @@ _SECONDS: collections.Counter = collections.Counter()
 
 
 def pytest_runtest_logreport(report):
-    _SECONDS[report.nodeid.split("::")[0]] += report.duration
+    _SECONDS[_module(report.nodeid)] += report.duration
 
 
 def pytest_sessionfinish(session):
